@@ -1,0 +1,28 @@
+# Two entry points do all set-up on a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU torch from local disk first, so nothing later pulls the multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[live,dev]'
+	# xautodl 1.0.0 pins numpy<=1.19.5, which cannot be built; it works with numpy 2.
+	$(BIN)/pip install -q --no-deps xautodl==1.0.0
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/calnas search --objective acc,ece --budget 500 --seed 0 --out runs/default
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs

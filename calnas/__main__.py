@@ -1,0 +1,3 @@
+from calnas.cli import main
+
+main()
