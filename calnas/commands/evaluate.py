@@ -1,0 +1,111 @@
+"""`calnas evaluate ARCH`: one architecture's metrics, from a table or by live training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table as RichTable
+
+from calnas.commands._common import console, err_console, fmt, metrics_tables, print_json
+from calnas.errors import UserError
+
+
+def evaluate_cmd(
+    arch: str = typer.Argument(..., help="Architecture string (TSS |op~0|+... or SSS 8:16:32:64:64) or NATS-Bench index."),
+    benchmark: Optional[str] = typer.Option(
+        None, "--benchmark", "-b", help="Benchmark name (see `calnas benchmarks`) or a CSV path; default: the embedded default."
+    ),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with published calibration CSVs (default: $CALNAS_DATA_DIR)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    live: bool = typer.Option(False, "--live", help="Train and evaluate the network now instead of looking it up."),
+    dataset: str = typer.Option("digits", "--dataset", help="Live: digits | cifar10 | cifar100 | imagenet16-120."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Live: folder holding the dataset files (CIFAR, ImageNet16-120)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Live: training epochs (default: the dataset's protocol)."),
+    device: str = typer.Option("auto", "--device", help="Live: auto | cpu | cuda."),
+    seed: int = typer.Option(0, "--seed", help="Live: random seed (training, split)."),
+    space: Optional[str] = typer.Option(None, "--space", help="Live: tss | sss, for a bare index (strings say their space)."),
+    weights: str = typer.Option("train", "--weights", help="Live: train (from scratch) | nats (NATS-Bench weights, needs --nats-path)."),
+    nats_path: Optional[Path] = typer.Option(None, "--nats-path", help="Live: NATS-Bench archive directory (for --weights nats)."),
+    channels: Optional[int] = typer.Option(None, "--channels", "-C", help="Live TSS: stem channels C (default: the protocol's)."),
+    cells: Optional[int] = typer.Option(None, "--cells", "-N", help="Live TSS: cells per stage N (default: the protocol's)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Live: write a reliability diagram PNG here."),
+) -> None:
+    """Show an architecture's accuracy and calibration metrics.
+
+    From a table (default): every column the benchmark has, plus isomorphic twins (TSS).
+    With --live: build the NATS-Bench network with xautodl, train it, and compute the full
+    calibration panel on the test split (temperature fitted on a held-out validation split).
+    """
+    if live:
+        _evaluate_live(arch, dataset=dataset, data_root=data_root, epochs=epochs, device=device, seed=seed,
+                       space=space, weights=weights, nats_path=nats_path, channels=channels, cells=cells,
+                       as_json=as_json, plot=plot)
+        return
+    if plot is not None:
+        raise UserError("--plot needs --live (tables hold metrics, not predictions)")
+    from calnas.tables import load_benchmark
+
+    table = load_benchmark(benchmark, data_dir_path=data_dir)
+    row = table.row(arch)
+    record = {"arch": row.pop("arch"), "index": row.pop("index"), "benchmark": table.name,
+              "space": table.space.name, "dataset": table.dataset}
+    for key in ("iso", "evaluated_index"):
+        if key in row:
+            record[key] = row.pop(key)
+    record["twins"] = table.twins(record["index"])
+    record["metrics"] = row
+    if as_json:
+        print_json(record)
+        return
+    _print_record(record)
+
+
+def _print_record(record: dict) -> None:
+    head = RichTable(show_header=False, box=None)
+    head.add_column(style="bold")
+    head.add_column()
+    for key in ("arch", "index", "benchmark", "space", "dataset", "iso", "evaluated_index", "device"):
+        if key in record:
+            head.add_row(key, fmt(record[key]))
+    twins = record.get("twins")
+    if twins:
+        shown = ", ".join(map(str, twins[:12])) + (f", ... ({len(twins)} in all)" if len(twins) > 12 else "")
+        head.add_row("isomorphic twins", shown)
+    elif twins is not None and record.get("space") == "tss":
+        head.add_row("isomorphic twins", "none")
+    console.print(head)
+    for table in metrics_tables(record["metrics"]):
+        console.print(table)
+
+
+def _evaluate_live(arch, *, space, as_json, plot, **options) -> None:
+    from calnas.spaces import get_space
+
+    if space is not None:
+        arch = get_space(space).parse(arch)
+    from calnas.live.evaluate import evaluate_live
+
+    with err_console.status(f"training {arch} on {options['dataset']} ..."):
+        result = evaluate_live(arch, **options)
+    record = dict(result.record)
+    if plot is not None:
+        from calnas.metrics import reliability_diagram
+
+        reliability_diagram(result.probs, result.labels, path=plot)
+        record["plot"] = str(plot)
+    if as_json:
+        print_json(record)
+        return
+    _print_record(record)
+    settings = RichTable(title="training settings", show_header=False)
+    for key, value in record.get("settings", {}).items():
+        settings.add_row(key, fmt(value))
+    console.print(settings)
+    if plot is not None:
+        console.print(f"reliability diagram written to {plot}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_cmd)
