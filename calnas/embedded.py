@@ -13,6 +13,7 @@ from importlib import resources
 
 ACCURACY_FILE = "nats_tss_test_accuracy.csv.gz"
 TSS_META_FILE = "tss_meta.csv.gz"
+SSS_META_FILE = "sss_meta.csv.gz"
 
 
 def data_path(name: str):
