@@ -1,0 +1,280 @@
+"""Build a calibration table by live evaluation, one crash-safe CSV row per architecture.
+
+* Order: TSS uses one representative per isomorphism class (the class's smallest index, the
+  ``iso`` column of ``tss_meta``), SSS every index; both shuffled with a fixed seed
+  (:data:`ORDER_SEED`) so that ``--limit N`` is a spread sample of the space.
+* Rows: ``index``, ``config`` (the published name of the index), ``arch``, ``iso``, the metric
+  panel in ``PANEL_COLUMNS`` order, then calnas's own columns (:data:`EXTRA_COLUMNS`). A row
+  depends only on (architecture, protocol, seed): every evaluation runs single-threaded from the
+  same seed, whichever worker or shard runs it.
+* Crash safety: the header is written once; each row is one ``write`` followed by flush and
+  fsync. A killed build leaves at most one torn line at the end, which ``resume`` truncates;
+  complete rows are never rewritten. The protocol sits next to the table
+  (``<out>.protocol.json``) and a resume with a different protocol is refused.
+* Parallelism: ``workers`` processes (spawned, one torch thread each) evaluate architectures;
+  the parent appends rows as they complete, so with several workers rows are not in build order
+  (the table loader does not care about row order).
+
+The library never prints: progress goes through the ``on_row`` callback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import random
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from calnas.errors import UserError
+from calnas.spaces import SSS, TSS, Space
+
+ORDER_SEED = 20240501
+EXTRA_COLUMNS = ("seed", "epochs", "channels", "cells", "train_size", "train_seconds", "eval_seconds",
+                 "final_train_loss", "final_train_acc")
+ID_COLUMNS = ("index", "config", "arch", "iso")
+
+
+def build_order(space: Space, seed: int = ORDER_SEED) -> list[int]:
+    """Indices to evaluate, in the fixed shuffled order (TSS: one per isomorphism class)."""
+    if space is TSS:
+        from calnas.live.evaluate import _tss_iso_column
+
+        indices = sorted(set(_tss_iso_column()))
+    else:
+        indices = list(range(space.size))
+    random.Random(seed).shuffle(indices)
+    return indices
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``I/N`` with 1 <= I <= N: the I-th of N disjoint parts (round-robin over the order)."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text!r} is not I/N (e.g. 1/4)") from None
+    if not (n >= 1 and 1 <= i <= n):
+        raise UserError(f"--shard {text!r}: expected 1 <= I <= N, e.g. 1/4 ... 4/4")
+    return i, n
+
+
+def select(order: list[int], *, limit: int | None = None, shard: tuple[int, int] | None = None) -> list[int]:
+    """``limit`` takes the first N of the order; ``shard`` then splits that set round-robin."""
+    if limit is not None:
+        if limit < 1:
+            raise UserError(f"--limit must be at least 1, got {limit}")
+        order = order[:limit]
+    if shard is not None:
+        i, n = shard
+        order = order[i - 1::n]
+    return order
+
+
+def table_columns(panel_columns) -> list[str]:
+    return [*ID_COLUMNS, *panel_columns, *EXTRA_COLUMNS]
+
+
+# -- the CSV file ------------------------------------------------------------------------------
+
+def _format(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def _line(values: list) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([_format(v) for v in values])
+    return buf.getvalue()
+
+
+def read_done(path: Path, columns: list[str]) -> set[int]:
+    """Indices already in a build file; a torn last line (no newline) is truncated away."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if not data:
+        return set()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        # Only the incomplete tail is cut; every complete line stays byte for byte.
+        with open(path, "r+b") as fh:
+            fh.truncate(end)
+            fh.flush()
+            os.fsync(fh.fileno())
+        data = data[:end]
+    if not data:
+        return set()
+    reader = csv.reader(io.StringIO(data.decode("utf-8")))
+    header = next(reader)
+    if header != columns:
+        raise UserError(f"{path} has different columns from this build (not a calnas build of this "
+                        "protocol/metric panel?); use a new --out")
+    done = set()
+    for row in reader:
+        if len(row) != len(columns):
+            raise UserError(f"{path} has a malformed row (index {row[0] if row else '?'}); fix or remove it")
+        done.add(int(row[0]))
+    return done
+
+
+class RowWriter:
+    """Appends rows one line at a time, durably."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        self.columns = columns
+        self._fh = open(path, "a", encoding="utf-8", newline="")
+        if self._fh.tell() == 0:
+            self._write(_line(columns))
+
+    def _write(self, text: str) -> None:
+        self._fh.write(text)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def append(self, row: dict) -> None:
+        self._write(_line([row.get(c) for c in self.columns]))
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+# -- one evaluation (runs in a worker) ---------------------------------------------------------
+
+_STATE: dict = {}
+
+
+def _init_worker(protocol_dict: dict, space_name: str, data_root, seed: int) -> None:
+    import torch
+
+    from calnas.live.evaluate import load_protocol_splits
+    from calnas.live.protocol import Protocol
+
+    torch.set_num_threads(1)
+    protocol = Protocol(**protocol_dict)
+    _STATE.update(protocol=protocol, space=TSS if space_name == "tss" else SSS, seed=seed,
+                  splits=load_protocol_splits(protocol, data_root=data_root, seed=seed),
+                  device=torch.device("cpu"))
+
+
+def evaluate_row(index: int) -> dict:
+    """One table row (or ``{"index": i, "error": ...}``): a failure must not end a long build."""
+    from calnas.live.evaluate import evaluate_prepared
+
+    space, protocol = _STATE["space"], _STATE["protocol"]
+    arch = space.arch(index)
+    try:
+        result = evaluate_prepared(arch, space, protocol, _STATE["splits"], device=_STATE["device"],
+                                   seed=_STATE["seed"])
+    except Exception as exc:  # noqa: BLE001 - reported to the parent and retried on resume
+        return {"index": index, "arch": arch, "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()}
+    rec = result.record
+    training = rec["training"]
+    row = {"index": index, "config": index, "arch": arch, "iso": rec.get("iso", index), **rec["metrics"],
+           "seed": _STATE["seed"], "epochs": protocol.epochs,
+           "channels": protocol.channels if space is TSS else "",
+           "cells": protocol.cells if space is TSS else "",
+           "train_size": len(_STATE["splits"].train_y),
+           "train_seconds": round(training["train_seconds"], 4),
+           "eval_seconds": round(rec["seconds"] - training["train_seconds"], 4),
+           "final_train_loss": training.get("final_train_loss"), "final_train_acc": training.get("final_train_acc")}
+    return row
+
+
+# -- the build --------------------------------------------------------------------------------
+
+@dataclass
+class BuildSummary:
+    out: Path
+    planned: int        # architectures in this build's selection
+    skipped: int        # already present (resume)
+    written: int
+    failed: int
+    seconds: float
+
+
+def protocol_record(protocol, space: Space, seed: int) -> dict:
+    from calnas import __version__
+
+    return {"space": space.name, "seed": seed, "order_seed": ORDER_SEED, "protocol": protocol.settings(),
+            "calnas_version": __version__}
+
+
+def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, limit: int | None = None,
+                shard: tuple[int, int] | None = None, workers: int = 1, resume: bool = False,
+                on_start: Callable[[int, int], None] | None = None,
+                on_row: Callable[[dict], None] | None = None) -> BuildSummary:
+    """Evaluate the selected architectures and append their rows to ``out``.
+
+    ``on_start(total, skipped)`` is called once, ``on_row(row)`` after each architecture (rows
+    with an ``error`` key were not written; a later ``resume`` retries them).
+    """
+    from calnas.metrics import PANEL_COLUMNS
+
+    out = Path(out)
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    if not out.parent.is_dir():
+        raise UserError(f"output folder {str(out.parent)!r} does not exist")
+    columns = table_columns(PANEL_COLUMNS)
+    meta_path = out.with_name(out.name + ".protocol.json")
+    meta = protocol_record(protocol, space, seed)
+    done: set[int] = set()
+    if out.exists() and out.stat().st_size > 0:
+        if not resume:
+            raise UserError(f"{out} already exists; pass --resume to add to it, or choose another --out")
+        if meta_path.is_file():
+            old = json.loads(meta_path.read_text())
+            if {k: old.get(k) for k in ("space", "seed", "protocol")} != {k: meta[k] for k in ("space", "seed", "protocol")}:
+                raise UserError(f"{out} was built with a different protocol or seed ({meta_path}); "
+                                "resume with the same settings or choose another --out")
+        done = read_done(out, columns)
+    if not meta_path.is_file():
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    todo_all = select(build_order(space), limit=limit, shard=shard)
+    todo = [i for i in todo_all if i not in done]
+    if on_start is not None:
+        on_start(len(todo), len(todo_all) - len(todo))
+    start = time.perf_counter()
+    written = failed = 0
+    writer = RowWriter(out, columns)
+    init_args = (protocol.settings(), space.name, None if data_root is None else str(data_root), seed)
+    try:
+        for row in _rows(todo, workers, init_args):
+            if "error" in row:
+                failed += 1
+            else:
+                writer.append(row)
+                written += 1
+            if on_row is not None:
+                on_row(row)
+    finally:
+        writer.close()
+    return BuildSummary(out=out, planned=len(todo_all), skipped=len(todo_all) - len(todo), written=written,
+                        failed=failed, seconds=time.perf_counter() - start)
+
+
+def _rows(todo: list[int], workers: int, init_args):
+    if not todo:
+        return
+    if workers == 1:
+        _init_worker(*init_args)
+        for index in todo:
+            yield evaluate_row(index)
+        return
+    import multiprocessing as mp
+
+    # spawn, not fork: the parent may hold torch/OpenMP state that forked children must not inherit.
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+        yield from pool.imap_unordered(evaluate_row, todo, chunksize=1)

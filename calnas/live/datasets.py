@@ -1,0 +1,236 @@
+"""Datasets for live evaluation, as float tensors split into train / validation / test.
+
+* ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download).
+* ``cifar10`` / ``cifar100``: the standard python-pickle batches under ``--data-root``
+  (``cifar-10-batches-py/``, ``cifar-100-python/``), read with pickle + numpy so that no
+  torchvision is needed (there is no CPU torchvision build for calnas's torch pin).
+* ``imagenet16-120``: NATS-Bench's downsampled ImageNet 16x16 pickles (``train_data_batch_1..10``,
+  ``val_data``) with labels 1..1000 kept when below 121, as NATS-Bench does (120 classes).
+
+The validation split only fits the temperature for temperature scaling; it is never trained on.
+For the CIFAR/ImageNet16 sets it is a seeded half of the official test set (the other half is
+the test split), the way NATS-Bench evaluates CIFAR-100 and ImageNet16-120 (x-valid / x-test).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calnas.errors import UserError
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet16-120")
+_ALIASES = {"imagenet16": "imagenet16-120", "imagenet": "imagenet16-120", "imagenet16120": "imagenet16-120"}
+
+# Per-channel statistics NATS-Bench normalises with (xautodl's get_datasets), in [0, 1] units.
+_CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+_CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+_IMAGENET16_STATS = ((0.4811, 0.4575, 0.4078), (0.2505, 0.2437, 0.2616))
+
+
+@dataclass
+class Splits:
+    """Images as float32 NCHW arrays (already normalised) and int64 labels."""
+
+    name: str
+    num_classes: int
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    # Random crop padding and horizontal flip used for training augmentation (0 / False: none).
+    crop_padding: int = 0
+    flip: bool = False
+    info: dict = field(default_factory=dict)
+
+    def sizes(self) -> dict:
+        return {"train_size": len(self.train_y), "val_size": len(self.val_y), "test_size": len(self.test_y)}
+
+
+def canonical_dataset(name: str) -> str:
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    return key
+
+
+def load_splits(name: str, *, data_root=None, seed: int = 0, train_size: int | None = None,
+                val_size: int | None = None, test_size: int | None = None) -> Splits:
+    """The dataset's train / validation / test splits; sizes cap each split (None: all)."""
+    key = canonical_dataset(name)
+    if key == "digits":
+        return _digits(seed=seed, train_size=train_size, val_size=val_size, test_size=test_size)
+    root = _require_root(key, data_root)
+    if key == "cifar10":
+        train_x, train_y, test_x, test_y = read_cifar(root, 10)
+        stats, classes, padding = _CIFAR10_STATS, 10, 4
+    elif key == "cifar100":
+        train_x, train_y, test_x, test_y = read_cifar(root, 100)
+        stats, classes, padding = _CIFAR100_STATS, 100, 4
+    else:
+        train_x, train_y, test_x, test_y = read_imagenet16(root, 120)
+        stats, classes, padding = _IMAGENET16_STATS, 120, 2
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(test_y))
+    half = len(order) // 2
+    val_idx, test_idx = np.sort(order[:half]), np.sort(order[half:])
+    train_idx = np.arange(len(train_y))
+    if train_size is not None and train_size < len(train_idx):
+        train_idx = np.sort(rng.permutation(len(train_idx))[:train_size])
+    val_idx = val_idx[:val_size] if val_size is not None else val_idx
+    test_idx = test_idx[:test_size] if test_size is not None else test_idx
+    mean = np.asarray(stats[0], np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(stats[1], np.float32).reshape(1, 3, 1, 1)
+
+    def prep(images):
+        return (images.astype(np.float32) / 255.0 - mean) / std
+
+    return Splits(
+        name=key, num_classes=classes,
+        train_x=prep(train_x[train_idx]), train_y=train_y[train_idx],
+        val_x=prep(test_x[val_idx]), val_y=test_y[val_idx],
+        test_x=prep(test_x[test_idx]), test_y=test_y[test_idx],
+        crop_padding=padding, flip=True,
+        info={"root": str(root), "normalisation": "per-channel mean/std (NATS-Bench's)",
+              "val_split": "seeded half of the official test set", "test_split": "the other half"},
+    )
+
+
+def _require_root(key: str, data_root) -> Path:
+    if data_root is None:
+        raise UserError(f"dataset {key} needs --data-root (a folder holding its files); calnas never downloads")
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"data root {str(root)!r} for {key} is not a directory")
+    return root
+
+
+# -- digits -------------------------------------------------------------------------------
+
+DIGITS_POOL_SIZES = {"train": 400, "val": 300, "test": 1097}
+
+
+def _digits(*, seed: int, train_size, val_size, test_size) -> Splits:
+    """Digits split once, with a fixed seed: 400 train pool / 300 validation / 1,097 test.
+
+    The split depends on the seed only, so every architecture of a table sees the same images.
+    The test split takes everything the other two leave, so ECE on it is as stable as digits
+    allows; the protocol trains on only the first ``train_size`` images of the pool.
+    Pixels (0..16) are scaled to [0, 1], standardised with the training pool's mean and std,
+    and the grey channel is repeated three times so xautodl's 3-channel stem takes it as is.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = bunch.images.astype(np.float32) / 16.0
+    labels = bunch.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels))
+    n_train, n_val = DIGITS_POOL_SIZES["train"], DIGITS_POOL_SIZES["val"]
+    train_idx = order[:n_train]
+    val_idx = order[n_train:n_train + n_val]
+    test_idx = order[n_train + n_val:]
+    for requested, pool, what in ((train_size, train_idx, "train"), (val_size, val_idx, "val"),
+                                  (test_size, test_idx, "test")):
+        if requested is not None and requested > len(pool):
+            raise UserError(f"digits has {len(pool)} {what} images; {what}_size={requested} is too large")
+    train_idx = train_idx[:train_size] if train_size is not None else train_idx
+    val_idx = val_idx[:val_size] if val_size is not None else val_idx
+    test_idx = test_idx[:test_size] if test_size is not None else test_idx
+    mean, std = float(images[order[:n_train]].mean()), float(images[order[:n_train]].std())
+
+    def prep(idx):
+        x = (images[idx] - mean) / std
+        return np.repeat(x[:, None, :, :], 3, axis=1)
+
+    return Splits(
+        name="digits", num_classes=10,
+        train_x=prep(train_idx), train_y=labels[train_idx],
+        val_x=prep(val_idx), val_y=labels[val_idx],
+        test_x=prep(test_idx), test_y=labels[test_idx],
+        info={"source": "sklearn.datasets.load_digits (1,797 8x8 images)",
+              "split": "seeded permutation: 400 train pool / 300 val / 1,097 test",
+              "normalisation": "pixels/16, standardised with the train pool's mean/std, grey repeated to 3 channels"},
+    )
+
+
+# -- CIFAR ----------------------------------------------------------------------------------
+
+def _unpickle(path: Path):
+    with open(path, "rb") as fh:
+        return pickle.load(fh, encoding="latin1")
+
+
+def read_cifar(root, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """CIFAR-10/100 from the official python-pickle batches: uint8 NCHW images and labels.
+
+    ``root`` may be the batch folder itself or its parent.
+    """
+    root = Path(root)
+    folder_name = "cifar-10-batches-py" if classes == 10 else "cifar-100-python"
+    folder = root / folder_name if (root / folder_name).is_dir() else root
+    if classes == 10:
+        train_files = [folder / f"data_batch_{i}" for i in range(1, 6)]
+        test_files = [folder / "test_batch"]
+        label_key = "labels"
+    else:
+        train_files, test_files, label_key = [folder / "train"], [folder / "test"], "fine_labels"
+    missing = [f.name for f in train_files + test_files if not f.is_file()]
+    if missing:
+        raise UserError(
+            f"CIFAR-{classes} files not found under {str(root)!r} (missing {', '.join(missing)}); "
+            f"expected the python version's {folder_name}/ folder"
+        )
+
+    def read(files):
+        xs, ys = [], []
+        for f in files:
+            batch = _unpickle(f)
+            xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(batch[label_key], dtype=np.int64))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    train_x, train_y = read(train_files)
+    test_x, test_y = read(test_files)
+    return train_x, train_y, test_x, test_y
+
+
+# -- ImageNet16-120 ---------------------------------------------------------------------------
+
+def read_imagenet16(root, classes: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Downsampled ImageNet 16x16 (NATS-Bench's ImageNet16 folder), labels < ``classes`` kept.
+
+    Files hold ``data`` (N x 768 uint8, channel-major) and ``labels`` (1-based); NATS-Bench keeps
+    labels 1..120 and shifts them to 0..119.
+    """
+    root = Path(root)
+    folder = root / "ImageNet16" if (root / "ImageNet16").is_dir() else root
+    train_files = [folder / f"train_data_batch_{i}" for i in range(1, 11)]
+    val_file = folder / "val_data"
+    missing = [f.name for f in train_files + [val_file] if not f.is_file()]
+    if missing:
+        raise UserError(
+            f"ImageNet16-120 files not found under {str(root)!r} (missing {', '.join(missing[:3])}"
+            f"{'...' if len(missing) > 3 else ''}); expected NATS-Bench's ImageNet16/ folder"
+        )
+
+    def read(files):
+        xs, ys = [], []
+        for f in files:
+            batch = _unpickle(f)
+            labels = np.asarray(batch["labels"], dtype=np.int64) - 1
+            keep = (labels >= 0) & (labels < classes)
+            data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 16, 16)
+            xs.append(data[keep])
+            ys.append(labels[keep])
+        return np.concatenate(xs), np.concatenate(ys)
+
+    train_x, train_y = read(train_files)
+    test_x, test_y = read([val_file])
+    return train_x, train_y, test_x, test_y

@@ -1,0 +1,156 @@
+"""Evaluate one architecture live: build it, train it (or load NATS-Bench weights), compute the panel."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from calnas.errors import UserError
+from calnas.live.datasets import Splits, canonical_dataset, load_splits
+from calnas.live.protocol import Protocol, default_protocol
+from calnas.spaces import SSS, TSS, Space, _as_index, infer_space
+
+WEIGHT_SOURCES = ("train", "nats")
+
+
+@dataclass
+class LiveResult:
+    record: dict            # JSON-serialisable: arch, index, space, dataset, device, settings, metrics, seconds
+    probs: np.ndarray       # test-split softmax probabilities (N, K), before temperature scaling
+    labels: np.ndarray      # test-split labels (N,)
+
+
+def resolve_space(arch) -> Space:
+    """TSS strings contain '~', SSS strings ':'; a bare index means TSS (pass --space for SSS)."""
+    if _as_index(arch) is not None:
+        return TSS
+    return infer_space([arch])
+
+
+def resolve_device(device: str):
+    import torch
+
+    name = str(device).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"device {device!r} requested but CUDA is not available here; use --device cpu or auto")
+        return torch.device(name)
+    raise UserError(f"unknown device {device!r}; expected auto, cpu or cuda")
+
+
+def make_protocol(space: Space, dataset: str, *, protocol: Protocol | None = None, epochs=None,
+                  channels=None, cells=None) -> Protocol:
+    base = protocol if protocol is not None else default_protocol(dataset, space.name)
+    if space is SSS and (channels is not None or cells is not None):
+        raise UserError("--channels/--cells apply to the topology space only; an SSS architecture fixes its channels")
+    return base.with_overrides(epochs=epochs, channels=channels, cells=cells)
+
+
+def load_protocol_splits(protocol: Protocol, *, data_root=None, seed: int = 0) -> Splits:
+    return load_splits(protocol.dataset, data_root=data_root, seed=seed, train_size=protocol.train_size,
+                       val_size=protocol.val_size, test_size=protocol.test_size)
+
+
+def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int | None = None,
+                  device: str = "auto", seed: int = 0, weights: str = "train", nats_path=None,
+                  channels: int | None = None, cells: int | None = None,
+                  protocol: Protocol | None = None) -> LiveResult:
+    """Train (or load) and evaluate one NATS-Bench architecture on a local dataset.
+
+    ``arch`` is an architecture string or a TSS index. ``epochs``/``channels``/``cells`` override
+    the dataset's default protocol (``calnas.live.protocol.default_protocol``), or ``protocol``
+    when given. The validation split only fits the temperature of the ``post_*`` metrics.
+    """
+    if weights not in WEIGHT_SOURCES:
+        raise UserError(f"unknown weights source {weights!r}; expected one of {', '.join(WEIGHT_SOURCES)}")
+    space = resolve_space(arch)
+    canonical = space.parse(arch)
+    key = canonical_dataset(dataset)
+    if protocol is not None and protocol.dataset != key:
+        raise UserError(f"protocol is for {protocol.dataset} but dataset is {key}")
+    proto = make_protocol(space, key, protocol=protocol, epochs=epochs, channels=channels, cells=cells)
+    if weights == "nats":
+        from calnas.live.weights import check_nats_request
+
+        check_nats_request(key, nats_path)
+    torch_device = resolve_device(device)
+    splits = load_protocol_splits(proto, data_root=data_root, seed=seed)
+    return evaluate_prepared(canonical, space, proto, splits, device=torch_device, seed=seed,
+                             weights=weights, nats_path=nats_path)
+
+
+def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Splits, *, device, seed: int,
+                      weights: str = "train", nats_path=None) -> LiveResult:
+    """The inner path shared with table building: inputs already checked and data loaded."""
+    import torch
+    from scipy.special import softmax
+
+    from calnas.live.networks import build_network, network_config
+    from calnas.live.train import predict_logits, seed_everything, train
+    from calnas.metrics import calibration_panel
+
+    start = time.perf_counter()
+    if protocol.threads is not None and device.type == "cpu":
+        torch.set_num_threads(protocol.threads)
+    index = space.index(arch)
+    settings = {**protocol.settings(), "seed": seed, **splits.sizes(), "weights": weights,
+                "dataset_info": dict(splits.info)}
+    if weights == "nats":
+        from calnas.live.weights import load_nats_network
+
+        model, nats_info = load_nats_network(space, index, splits.name, nats_path)
+        settings.update(nats_info)
+        # Nothing is trained: the protocol's training settings do not apply.
+        for key in ("epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
+                    "schedule", "loss", "train_size", "drop_last"):
+            settings.pop(key, None)
+        train_stats = {"train_seconds": 0.0}
+    else:
+        config = network_config(space.name, arch, splits.num_classes, protocol.channels, protocol.cells)
+        if space is SSS:
+            settings.pop("channels", None)
+            settings.pop("cells", None)
+        settings["network"] = {k: v for k, v in config.items() if k != "arch_str"}
+        seed_everything(seed)
+        model = build_network(config)
+        train_stats = train(model, splits, protocol, device=device, seed=seed)
+    val_logits = predict_logits(model, splits.val_x, device=device, batch_size=protocol.eval_batch_size)
+    test_logits = predict_logits(model, splits.test_x, device=device, batch_size=protocol.eval_batch_size)
+    if not (np.isfinite(val_logits).all() and np.isfinite(test_logits).all()):
+        raise UserError(f"training diverged for {arch} (non-finite logits); try a smaller learning rate")
+    metrics = calibration_panel(None, splits.test_y, logits=test_logits, val_logits=val_logits,
+                                val_labels=splits.val_y)
+    record = {
+        "arch": arch, "index": index, "space": space.name, "dataset": splits.name,
+        "device": str(device), "settings": settings, "metrics": metrics,
+        "training": train_stats, "seconds": time.perf_counter() - start,
+    }
+    if space is TSS:
+        record["iso"] = tss_iso(index)
+    return LiveResult(record=record, probs=softmax(test_logits, axis=1), labels=splits.test_y.copy())
+
+
+def tss_iso(index: int) -> int:
+    """The smallest NATS-Bench index of the architecture's isomorphism class (tss_meta's ``iso``)."""
+    return _tss_iso_column()[index]
+
+
+_ISO: list[int] = []
+
+
+def _tss_iso_column() -> list[int]:
+    if not _ISO:
+        from calnas.embedded import TSS_META_FILE, read_rows
+
+        rows = read_rows(TSS_META_FILE)
+        iso = [0] * len(rows)
+        for row in rows:
+            iso[int(row["index"])] = int(row["iso"])
+        _ISO.extend(iso)
+    return _ISO

@@ -1,0 +1,68 @@
+"""Training protocols: every setting of a live evaluation in one record.
+
+NATS-Bench trains every network with SGD (Nesterov momentum 0.9, weight decay 5e-4, lr 0.1),
+a cosine schedule to zero, cross-entropy, batch 256: 200 epochs for the topology space (hp
+"200") and 90 for the size space (hp "90"). calnas keeps that recipe for CIFAR and
+ImageNet16-120 and, for ``digits``, a scaled-down protocol chosen by measurement so that a
+whole-space table trains on two CPU cores in about two hours and is not saturated (see
+docs/live.md for the measurements behind each number).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from calnas.errors import UserError
+from calnas.live.datasets import canonical_dataset
+
+
+@dataclass(frozen=True)
+class Protocol:
+    dataset: str
+    space: str = "tss"
+    channels: int = 16          # TSS: stem channels C (cells double them at each reduction)
+    cells: int = 5              # TSS: cells per stage N
+    epochs: int = 200
+    batch_size: int = 256
+    eval_batch_size: int = 1024
+    optimizer: str = "SGD"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"    # per-step cosine decay from lr to 0 over all training steps
+    loss: str = "cross_entropy"
+    train_size: int | None = None   # cap on training images (None: the whole training split)
+    val_size: int | None = None     # validation images for temperature scaling (None: all)
+    test_size: int | None = None
+    drop_last: bool = False         # keep the last partial batch (NATS-Bench's loaders keep it)
+    threads: int | None = None      # torch threads (None: torch's default)
+
+    def settings(self) -> dict:
+        """Every setting, for the JSON record and the table's columns."""
+        return asdict(self)
+
+    def with_overrides(self, **changes) -> "Protocol":
+        clean = {k: v for k, v in changes.items() if v is not None}
+        for key in ("epochs", "channels", "cells", "batch_size"):
+            if key in clean and int(clean[key]) < 1:
+                raise UserError(f"{key} must be at least 1, got {clean[key]}")
+        return replace(self, **clean)
+
+
+# The shipped digits protocol (measured in benchmarks/live_throughput.py; see docs/live.md).
+DIGITS_TSS = Protocol(
+    dataset="digits", space="tss", channels=8, cells=2, epochs=6, batch_size=32,
+    eval_batch_size=1100, lr=0.1, train_size=150, val_size=300, test_size=1097, threads=1,
+)
+
+
+def default_protocol(dataset: str, space: str = "tss") -> Protocol:
+    key = canonical_dataset(dataset)
+    space = space.lower()
+    if space not in ("tss", "sss"):
+        raise UserError(f"unknown search space {space!r}; expected tss or sss")
+    if key == "digits":
+        return replace(DIGITS_TSS, space=space)
+    # NATS-Bench's own recipe: 200 epochs (TSS, hp "200") or 90 (SSS, hp "90").
+    return Protocol(dataset=key, space=space, epochs=200 if space == "tss" else 90)

@@ -1,0 +1,93 @@
+"""Training and prediction loops (plain tensors, no DataLoader: the data sets fit in memory)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from calnas.live.datasets import Splits
+from calnas.live.networks import logits_of
+from calnas.live.protocol import Protocol
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def _augment(x: torch.Tensor, padding: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random crop after zero padding, and random horizontal flip (NATS-Bench's CIFAR augmentation)."""
+    n, _, h, w = x.shape
+    if flip:
+        mask = torch.rand(n, generator=gen) < 0.5
+        x = torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
+    if padding:
+        padded = F.pad(x, (padding, padding, padding, padding))
+        dy = torch.randint(0, 2 * padding + 1, (n,), generator=gen)
+        dx = torch.randint(0, 2 * padding + 1, (n,), generator=gen)
+        out = torch.empty_like(x)
+        # Grouping by offset pair keeps this a handful of slices instead of one per image.
+        keys = dy * (2 * padding + 1) + dx
+        for key in torch.unique(keys).tolist():
+            sel = (keys == key).nonzero(as_tuple=True)[0]
+            oy, ox = divmod(key, 2 * padding + 1)
+            out[sel] = padded[sel, :, oy:oy + h, ox:ox + w]
+        x = out
+    return x
+
+
+def train(model: torch.nn.Module, splits: Splits, protocol: Protocol, *, device: torch.device,
+          seed: int) -> dict:
+    """Train in place with the protocol's recipe; returns training statistics."""
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(seed)
+    x_all = torch.from_numpy(splits.train_x)
+    y_all = torch.from_numpy(splits.train_y)
+    n = len(y_all)
+    batch = min(protocol.batch_size, n)
+    steps_per_epoch = n // batch if protocol.drop_last else math.ceil(n / batch)
+    total_steps = steps_per_epoch * protocol.epochs
+    optimizer = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+                                nesterov=protocol.nesterov, weight_decay=protocol.weight_decay)
+    model.to(device).train()
+    step = 0
+    last_loss, last_correct, last_seen = float("nan"), 0, 0
+    for _ in range(protocol.epochs):
+        order = torch.randperm(n, generator=gen)
+        epoch_loss, correct, seen = 0.0, 0, 0
+        for b in range(steps_per_epoch):
+            idx = order[b * batch:(b + 1) * batch]
+            xb = x_all[idx]
+            if splits.crop_padding or splits.flip:
+                xb = _augment(xb, splits.crop_padding, splits.flip, gen)
+            xb, yb = xb.to(device), y_all[idx].to(device)
+            for group in optimizer.param_groups:
+                group["lr"] = 0.5 * protocol.lr * (1.0 + math.cos(math.pi * step / total_steps))
+            logits = logits_of(model, xb)
+            loss = F.cross_entropy(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            epoch_loss += float(loss.detach()) * len(idx)
+            correct += int((logits.detach().argmax(1) == yb).sum())
+            seen += len(idx)
+        last_loss, last_correct, last_seen = epoch_loss / max(seen, 1), correct, seen
+    return {"steps": step, "final_train_loss": last_loss,
+            "final_train_acc": last_correct / max(last_seen, 1),
+            "train_seconds": time.perf_counter() - start}
+
+
+@torch.inference_mode()
+def predict_logits(model: torch.nn.Module, x: np.ndarray, *, device: torch.device,
+                   batch_size: int = 1024) -> np.ndarray:
+    model.to(device).eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = torch.from_numpy(x[i:i + batch_size]).to(device)
+        out.append(logits_of(model, xb).float().cpu().numpy())
+    return np.concatenate(out).astype(np.float64)
