@@ -57,23 +57,28 @@ def build_cmd(
 
     def on_start(total: int, skipped: int) -> None:
         if skipped:
-            err_console.print(f"resuming {out}: {skipped} architectures already present")
+            err_console.print(f"resuming {out}: {skipped} architectures already present", soft_wrap=True)
+        # Started only once the build is planned, so a refused build prints just its one-line error.
+        progress.start()
         task["id"] = progress.add_task(f"{space_obj.name}/{key}", total=total, note="")
 
     def on_row(row: dict) -> None:
         if "error" in row:
             failures.append(row)
-            err_console.print(f"[red]failed[/red] {row['index']} {row['arch']}: {row['error']}")
+            err_console.print(f"[red]failed[/red] {row['index']} {row['arch']}: {row['error']}", soft_wrap=True)
         note = f"last acc {row['acc']:.3f}" if "acc" in row else ""
         progress.update(task["id"], advance=1, note=note)
 
-    with progress:
+    try:
         summary = build_table(space=space_obj, protocol=protocol, out=out, seed=seed, data_root=data_root,
                               limit=limit, shard=shard_pair, workers=workers, resume=resume,
                               on_start=on_start, on_row=on_row)
+    finally:
+        if "id" in task:
+            progress.stop()
     rate = summary.written / summary.seconds * 3600 if summary.seconds > 0 and summary.written else 0.0
     err_console.print(f"{out}: wrote {summary.written}, skipped {summary.skipped}, failed {summary.failed} "
-                      f"in {summary.seconds:.1f}s ({rate:.0f} architectures/hour)")
+                      f"in {summary.seconds:.1f}s ({rate:.0f} architectures/hour)", soft_wrap=True)
     if summary.failed:
         raise typer.Exit(1)
 
