@@ -1,0 +1,195 @@
+"""`calnas search`: multi-objective architecture search over a table, with the Pareto front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from calnas.commands._common import console, err_console, fmt, print_json
+from calnas.errors import UserError
+
+DEFAULTS = {"objective": ["acc,ece"], "constraint": [], "budget": 500, "searcher": "auto", "seed": 0,
+            "benchmark": None, "data-dir": None, "dedupe": "arch", "out": None, "json": False, "no-plot": False}
+# Config keys that name the same option.
+_CONFIG_ALIASES = {"objectives": "objective", "constraints": "constraint"}
+
+HELP = """Search a table for architectures that are accurate and well calibrated; show the Pareto front.
+
+The budget counts DISTINCT architectures evaluated (with --dedupe iso: isomorphism classes).
+No searcher spends budget on an architecture already evaluated: a repeated proposal (or, with
+--dedupe iso, an isomorphic twin) is answered from a cache at no cost, a proposal the table
+lacks costs nothing, and after 3 such proposals in a row the next trial is a random unseen
+architecture drawn with the run's seed. The same --seed gives the same trials and front.
+
+Files in --out (default: a new folder runs/search-NNN): front.csv, trials.csv (evaluation
+order), summary.json, pareto.png. Hypervolume is measured with every objective scaled to [0, 1]
+by the table's best and worst values and the reference point at 1.1 (docs/search.md).
+"""
+
+
+def search_cmd(
+    objective: Optional[List[str]] = typer.Option(
+        None, "--objective", "-o",
+        help="Objectives, comma-separated (repeatable): acc, ece (= pre_ECE_15), any table column or schema "
+             "name (post_ece_15, ece_em_50, cwce_15, mce_100, ksce, nll, brier, auroc, aurc, params, flops ...), "
+             "hcs or hcs:beta=2; prefix max:/min: to override the direction. Default: acc,ece."),
+    constraint: Optional[List[str]] = typer.Option(
+        None, "--constraint", "-c",
+        help="NAME OP VALUE with OP one of >=, <=, >, < (repeatable), e.g. \"acc>=0.9\"; feasible architectures rank first."),
+    budget: Optional[int] = typer.Option(None, "--budget", "-n", help="Distinct architectures to evaluate (default 500)."),
+    searcher: Optional[str] = typer.Option(
+        None, "--searcher", "-s",
+        help="auto (default, = evolution), evolution, local, random, tpe, nsga2, nsga3, qmc, gp."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    benchmark: Optional[str] = typer.Option(
+        None, "--benchmark", "-b", help="Benchmark name (see `calnas benchmarks`) or a CSV path; default: the embedded default."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with published calibration CSVs (default: $CALNAS_DATA_DIR)."),
+    dedupe: Optional[str] = typer.Option(None, "--dedupe", help="arch (default): distinct architectures; iso: distinct isomorphism classes."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: a new folder under runs/)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are option names (objective, budget, ...); command-line options win."),
+    as_json: Optional[bool] = typer.Option(None, "--json", help="Print the summary as JSON on stdout."),
+    no_plot: Optional[bool] = typer.Option(None, "--no-plot", help="Do not write pareto.png."),
+) -> None:
+    given = {"objective": objective or None, "constraint": constraint or None, "budget": budget, "searcher": searcher,
+             "seed": seed, "benchmark": benchmark, "data-dir": data_dir, "dedupe": dedupe, "out": out,
+             "json": as_json, "no-plot": no_plot}
+    options = _merge(given, _read_config(config) if config else {})
+
+    from calnas.search import search
+
+    with _progress(enabled=not options["json"]) as advance:
+        result = search(options["benchmark"], options["objective"], budget=options["budget"],
+                        searcher=options["searcher"], seed=options["seed"], constraints=options["constraint"],
+                        dedupe=options["dedupe"], data_dir=options["data-dir"], progress=advance)
+    out_dir = Path(options["out"]) if options["out"] is not None else _new_run_dir()
+    paths = result.save(out_dir, plot=not options["no-plot"])
+    if options["json"]:
+        print_json({**result.summary(), "out": str(out_dir), "files": {k: str(v) for k, v in paths.items()}})
+        return
+    console.print(_front_table(result))
+    console.print(_summary_line(result, out_dir))
+
+
+def _merge(given: dict, config: dict) -> dict:
+    options = dict(DEFAULTS)
+    options.update({k: v for k, v in config.items() if v is not None})
+    options.update({k: v for k, v in given.items() if v is not None})
+    return options
+
+
+def _read_config(path: Path) -> dict:
+    import yaml
+
+    if not path.is_file():
+        raise UserError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"cannot read {str(path)!r} as YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config {str(path)!r} must be a mapping of option names to values, e.g. 'budget: 500'")
+    config = {}
+    for raw_key, value in data.items():
+        key = _CONFIG_ALIASES.get(str(raw_key).replace("_", "-"), str(raw_key).replace("_", "-"))
+        if key not in DEFAULTS:
+            raise UserError(f"config {str(path)!r}: unknown key {raw_key!r}; expected one of {', '.join(DEFAULTS)}")
+        if key in ("objective", "constraint"):
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise UserError(f"config {str(path)!r}: {raw_key} must be a string or a list of strings")
+        elif key in ("budget", "seed") and (isinstance(value, bool) or not isinstance(value, int)):
+            raise UserError(f"config {str(path)!r}: {raw_key} must be an integer, got {value!r}")
+        elif key in ("json", "no-plot") and not isinstance(value, bool):
+            raise UserError(f"config {str(path)!r}: {raw_key} must be true or false")
+        config[key] = value
+    return config
+
+
+class _progress:
+    """A rich progress bar on stderr, advanced by the search's progress callback."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and err_console.is_terminal
+        self._bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                             console=err_console, transient=True)
+        self._bar.start()
+        task = self._bar.add_task("search", total=None)
+
+        def advance(done: int, total: int) -> None:
+            self._bar.update(task, completed=done, total=total)
+
+        return advance
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.stop()
+        return False
+
+
+def _new_run_dir(root: Path = Path("runs")) -> Path:
+    n = 1
+    while (root / f"search-{n:03d}").exists():
+        n += 1
+    return root / f"search-{n:03d}"
+
+
+def _front_table(result):
+    from rich.table import Table as RichTable
+
+    objectives = result.info["objectives"]
+    table = RichTable(title=f"Pareto front: {len(result.front)} of {result.evaluations} evaluated architectures")
+    table.add_column("rank", justify="right")
+    table.add_column("arch", overflow="fold")
+    table.add_column("index", justify="right")
+    for obj in objectives:
+        arrow = "↑" if obj["direction"] == "maximize" else "↓"
+        header = obj["name"] if not obj["column"] or obj["column"] == obj["name"] else f"{obj['name']}\n{obj['column']}"
+        table.add_column(f"{header} {arrow}", justify="right")
+    constraints = result.info["constraints"]
+    if constraints:
+        table.add_column("constraints")
+    for row in result.front.itertuples(index=False):
+        record = row._asdict()
+        cells = [str(record["rank"]), record["arch"], str(record["index"])]
+        cells += [fmt(float(getattr(row, _attr(result.front, o["name"])))) for o in objectives]
+        if constraints:
+            cells.append("met" if record["feasible"] else "[red]violated[/red]")
+        table.add_row(*cells)
+    return table
+
+
+def _attr(frame, name: str) -> str:
+    # itertuples renames columns that are not identifiers (hcs:beta=2) to _<position>.
+    position = list(frame.columns).index(name)
+    return name if name.isidentifier() else f"_{position}"
+
+
+def _summary_line(result, out_dir: Path) -> str:
+    info = result.info
+    parts = [f"{result.evaluations} evaluations ({info['searcher']}, seed {info['seed']}, dedupe {info['dedupe']})"]
+    if result.exhausted:
+        unit = "isomorphism class" if info["dedupe"] == "iso" else "architecture"
+        parts.append(f"every {unit} of {info['benchmark']} evaluated before the budget of {info['budget']}")
+    parts.append(f"hypervolume {result.hypervolume:.4f}")
+    if result.hypervolume_ratio is not None:
+        scope = "true front" if info["covers_space"] else "front of the table"
+        parts.append(f"{result.hypervolume_ratio:.4f} of the {scope} ({result.true_hypervolume:.4f}); "
+                     f"{result.true_front_found} of its {len(result.true_front)} members found")
+    if info["constraints"] and not result.front["feasible"].any():
+        parts.append("[red]no feasible architecture found[/red]")
+    return "; ".join(parts) + f"\nfiles in {out_dir}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search", help=HELP)(search_cmd)

@@ -1,0 +1,240 @@
+"""Pareto dominance, non-dominated sorting, crowding and hypervolume, for any number of objectives.
+
+Every function here works on **minimisation** points: an ``(n, k)`` float array where smaller is
+better in every column. :func:`as_minimisation` turns values in the user's directions into that
+form. ``p`` dominates ``q`` when ``p <= q`` everywhere and ``p < q`` somewhere; equal points do
+not dominate each other, so duplicates of a front member are front members too.
+
+Hypervolume is exact for any number of objectives (a sweep for 2-D, slicing along the last
+objective down to the 2-D sweep above that). calnas measures it in a normalised space, see
+:func:`normalise` and ``docs/search.md``: each objective is scaled to [0, 1] by the minimum and
+maximum of the whole table column and the reference point is ``REFERENCE`` (1.1) in every
+dimension.
+
+numpy only, so that searchers can use it without pulling pandas.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+# Reference point coordinate in the normalised space: a little past the worst value of the table,
+# so that the extreme members of a front (the best in one objective, the worst in another) still
+# add volume.
+REFERENCE = 1.1
+
+
+def as_minimisation(values, directions: Sequence[str]) -> np.ndarray:
+    """Negate maximised columns so that smaller is better everywhere."""
+    points = np.array(values, dtype=float, ndmin=2)
+    signs = np.array([-1.0 if d.startswith("max") else 1.0 for d in directions])
+    return points * signs
+
+
+def dominates(p, q) -> bool:
+    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    return bool(np.all(p <= q) and np.any(p < q))
+
+
+def nondominated_mask(points) -> np.ndarray:
+    """Boolean mask of the points no other point dominates."""
+    pts = np.asarray(points, dtype=float)
+    n = len(pts)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    if pts.ndim == 1 or pts.shape[1] == 1:
+        col = pts.reshape(n, -1)[:, 0]
+        return col == col.min()
+    if pts.shape[1] == 2:
+        return _mask_2d(pts)
+    return _mask_kd(pts)
+
+
+def _mask_2d(pts: np.ndarray) -> np.ndarray:
+    # In lexicographic order a dominator always comes before the point it dominates, so a point
+    # survives when every strictly earlier distinct point has a larger second coordinate.
+    order = np.lexsort((pts[:, 1], pts[:, 0]))
+    s = pts[order]
+    new_group = np.ones(len(s), dtype=bool)
+    new_group[1:] = np.any(s[1:] != s[:-1], axis=1)
+    group_start = np.maximum.accumulate(np.where(new_group, np.arange(len(s)), 0))
+    prefix_min = np.concatenate(([np.inf], np.minimum.accumulate(s[:, 1])[:-1]))
+    keep_sorted = prefix_min[group_start] > s[:, 1]
+    mask = np.empty(len(s), dtype=bool)
+    mask[order] = keep_sorted
+    return mask
+
+
+def _mask_kd(pts: np.ndarray) -> np.ndarray:
+    # Same ordering argument: walking in lexicographic order, a point still standing when reached
+    # is non-dominated, and it removes every later point it dominates.
+    order = np.lexsort(pts.T[::-1])
+    s = pts[order]
+    alive = np.ones(len(s), dtype=bool)
+    for i in range(len(s)):
+        if not alive[i]:
+            continue
+        rest = np.flatnonzero(alive[i + 1 :]) + i + 1
+        if rest.size == 0:
+            break
+        later = s[rest]
+        dominated = np.all(later >= s[i], axis=1) & np.any(later > s[i], axis=1)
+        alive[rest[dominated]] = False
+    mask = np.empty(len(s), dtype=bool)
+    mask[order] = alive
+    return mask
+
+
+# Up to this many points, ranks come from one pairwise domination matrix (fast for populations);
+# beyond it, fronts are peeled with the O(n log n)-per-front masks to bound memory.
+_MATRIX_LIMIT = 512
+
+
+def nondominated_ranks(points) -> np.ndarray:
+    """Front number of every point (0 = non-dominated)."""
+    pts = np.asarray(points, dtype=float)
+    if pts.ndim == 2 and len(pts) <= _MATRIX_LIMIT:
+        return _ranks_matrix(pts)
+    ranks = np.full(len(pts), -1, dtype=int)
+    remaining = np.arange(len(pts))
+    rank = 0
+    while remaining.size:
+        mask = nondominated_mask(pts[remaining])
+        ranks[remaining[mask]] = rank
+        remaining = remaining[~mask]
+        rank += 1
+    return ranks
+
+
+def front_mask(points, violation=None) -> np.ndarray:
+    """The first feasible-first front: feasible non-dominated points, or, when no point is
+    feasible, the points that violate the constraints least."""
+    pts = np.asarray(points, dtype=float)
+    if violation is None:
+        return nondominated_mask(pts)
+    violation = np.asarray(violation, dtype=float)
+    feasible = violation <= 0
+    if not feasible.any():
+        return violation == violation.min() if len(pts) else feasible
+    mask = np.zeros(len(pts), dtype=bool)
+    mask[np.flatnonzero(feasible)[nondominated_mask(pts[feasible])]] = True
+    return mask
+
+
+def _ranks_matrix(pts: np.ndarray) -> np.ndarray:
+    dominates_ = np.all(pts[:, None, :] <= pts[None, :, :], axis=2) & np.any(pts[:, None, :] < pts[None, :, :], axis=2)
+    dominators = dominates_.sum(axis=0)
+    ranks = np.full(len(pts), -1, dtype=int)
+    remaining = np.ones(len(pts), dtype=bool)
+    rank = 0
+    while remaining.any():
+        current = remaining & (dominators == 0)
+        ranks[current] = rank
+        remaining &= ~current
+        dominators = dominators - dominates_[current].sum(axis=0)
+        rank += 1
+    return ranks
+
+
+def constrained_ranks(points, violation=None) -> np.ndarray:
+    """Feasible-first ranks: feasible points by front, then infeasible ones by total violation.
+
+    ``violation`` is the summed amount by which each point misses its constraints (0 = feasible).
+    Among infeasible points only the violation counts (Deb's constrained domination), so a
+    slightly infeasible point outranks a badly infeasible one whatever its objectives.
+    """
+    pts = np.asarray(points, dtype=float)
+    if violation is None:
+        return nondominated_ranks(pts)
+    violation = np.asarray(violation, dtype=float)
+    feasible = violation <= 0
+    ranks = np.empty(len(pts), dtype=int)
+    ranks[feasible] = nondominated_ranks(pts[feasible])
+    offset = ranks[feasible].max() + 1 if feasible.any() else 0
+    if (~feasible).any():
+        _, dense = np.unique(violation[~feasible], return_inverse=True)
+        ranks[~feasible] = offset + dense
+    return ranks
+
+
+def crowding_distance(points) -> np.ndarray:
+    """NSGA-II crowding distance within one set of points (boundary points get infinity)."""
+    pts = np.asarray(points, dtype=float)
+    n = len(pts)
+    distance = np.zeros(n)
+    if n <= 2:
+        distance[:] = np.inf
+        return distance
+    for col in pts.T:
+        order = np.argsort(col, kind="stable")
+        span = col[order[-1]] - col[order[0]]
+        distance[order[0]] = distance[order[-1]] = np.inf
+        if span > 0:
+            distance[order[1:-1]] += (col[order[2:]] - col[order[:-2]]) / span
+    return distance
+
+
+def selection_keys(points, violation=None) -> tuple[np.ndarray, np.ndarray]:
+    """(rank, crowding) of each point, crowding measured within the point's own front.
+
+    Better means lower rank, then larger crowding distance (the diversity tie-break).
+    """
+    ranks = constrained_ranks(points, violation)
+    crowd = np.zeros(len(ranks))
+    pts = np.asarray(points, dtype=float)
+    for rank in np.unique(ranks):
+        members = np.flatnonzero(ranks == rank)
+        crowd[members] = crowding_distance(pts[members])
+    return ranks, crowd
+
+
+def normalise(points, lower, upper) -> np.ndarray:
+    """Scale minimisation points so that ``lower`` maps to 0 and ``upper`` to 1 per objective.
+
+    A constant objective (``upper == lower``) maps to 0.
+    """
+    pts = np.asarray(points, dtype=float)
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    span = np.where(upper > lower, upper - lower, 1.0)
+    return (pts - lower) / span
+
+
+def hypervolume(points, reference) -> float:
+    """Volume dominated by ``points`` and bounded by ``reference`` (minimisation), exactly.
+
+    Points that do not strictly improve on the reference in every objective add nothing.
+    """
+    ref = np.asarray(reference, dtype=float).ravel()
+    pts = np.asarray(points, dtype=float).reshape(-1, ref.size)
+    pts = pts[np.all(pts < ref, axis=1)]
+    if len(pts) == 0:
+        return 0.0
+    pts = np.unique(pts[nondominated_mask(pts)], axis=0)
+    return float(_hv(pts, ref))
+
+
+def _hv(pts: np.ndarray, ref: np.ndarray) -> float:
+    k = ref.size
+    if k == 1:
+        return float(ref[0] - pts[:, 0].min())
+    if k == 2:
+        # Non-dominated points sorted by the first objective have a decreasing second one.
+        s = pts[np.argsort(pts[:, 0])]
+        widths = np.diff(np.append(s[:, 0], ref[0]))
+        return float(np.sum(widths * (ref[1] - s[:, 1])))
+    # Slice along the last objective: between consecutive levels the dominated region is the
+    # (k-1)-dimensional hypervolume of the points at or below that level.
+    order = np.argsort(pts[:, -1], kind="stable")
+    s = pts[order]
+    levels = np.append(s[:, -1], ref[-1])
+    total = 0.0
+    for i in range(len(s)):
+        depth = levels[i + 1] - levels[i]
+        if depth <= 0:
+            continue
+        head = s[: i + 1, :-1]
+        head = head[nondominated_mask(head)]
+        total += depth * _hv(head, ref[:-1])
+    return total

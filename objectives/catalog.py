@@ -1,0 +1,134 @@
+"""Names calnas knows as objectives: the table schema's columns, their short aliases, directions.
+
+The schema is that of the published calibration dataset plus calnas's own columns
+(``docs/calibration-table-schema.md``). Columns are grouped into families; a family says which
+direction is better and, when a table lacks one of its columns, which kind of table has it.
+
+Short names (case-insensitive):
+
+* calibration metrics without a ``pre_``/``post_`` prefix mean ``pre_`` (before temperature
+  scaling, as the study reports them), and binned ones without a bin count mean 15 bins:
+  ``ece`` -> ``pre_ECE_15``, ``ece_em_50`` -> ``pre_ECE_em_50``, ``post_mce`` -> ``post_MCE_15``,
+  ``nll`` -> ``pre_NLL``;
+* ``accuracy`` -> ``acc``, ``eaurc`` -> ``E_AURC``, ``cov95`` -> ``coverage_95``.
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIXES = ("pre", "post")
+BINS = (5, 10, 15, 20, 25, 50, 100, 200, 500)
+HEADLINE_BINS = 15
+BINNED_KINDS = ("ECE", "ECE_em", "cwCE", "cwCE_em", "MCE")
+SCALAR_KINDS = ("KSCE", "KDECE", "MMCE", "NLL", "Brier", "Brier_sum")
+SELECTIVE = ("AUROC", "AURC", "E_AURC", "coverage_95", "coverage_99")
+CONFIDENCE = ("correct_confidence", "incorrect_confidence")
+COST = ("params", "flops", "latency")
+# CIFAR-10-C corruptions: the published robustness copies carry one accuracy column per corruption.
+CORRUPTIONS = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "defocus_blur", "glass_blur",
+    "motion_blur", "zoom_blur", "gaussian_blur", "snow", "frost", "fog", "spatter", "brightness",
+    "contrast", "saturate", "elastic_transform", "pixelate", "jpeg_compression",
+)
+HEADLINE = f"pre_ECE_{HEADLINE_BINS}"
+
+MAXIMISE, MINIMISE = "maximize", "minimize"  # Optuna's spelling, so they pass straight through
+
+# family -> where to find a table that has it (completes "<column> is not in <table>; ...").
+WHERE = {
+    "accuracy": "every calnas table has acc; check the file's columns",
+    "calibration": "use the embedded calibration table or a published calibration CSV (e.g. cifar10_tss.csv)",
+    "confidence": "use the embedded calibration table or a published calibration CSV",
+    "selective": "use a table calnas built (the embedded calibration table or `calnas table`)",
+    "temperature": "use a table calnas built (the embedded calibration table or `calnas table`)",
+    "cost": "calnas adds params and flops to TSS/SSS tables whose dataset it knows "
+            "(embedded tables, or files named like cifar10_tss.csv)",
+    "robustness": "use a published calibration CSV that carries the robustness columns",
+}
+
+_BINNED_RE = re.compile(r"^(?:(pre|post)_)?(ece|ece_em|cwce|cwce_em|mce)(?:_(\d+))?$")
+_SCALAR_RE = re.compile(r"^(?:(pre|post)_)?(ksce|kdece|mmce|nll|brier|brier_sum)$")
+_ADVERSARIAL_RE = re.compile(r"^[a-z0-9_-]+_linf_acc\d+_\d+$")
+_ALIASES = {"accuracy": "acc", "eaurc": "E_AURC", "cov95": "coverage_95", "cov99": "coverage_99"}
+
+
+def schema_columns() -> list[str]:
+    """Every column name of the schema (robustness columns aside), in the schema's order."""
+    cols = ["acc", *CONFIDENCE]
+    for prefix in PREFIXES:
+        for kind in BINNED_KINDS:
+            cols += [f"{prefix}_{kind}_{b}" for b in BINS]
+        cols += [f"{prefix}_{kind}" for kind in SCALAR_KINDS]
+    return cols + [*SELECTIVE, "temperature", *COST]
+
+
+def short_names() -> list[str]:
+    """The aliases users type most, for suggestions next to the schema's own names."""
+    kinds = [k.lower() for k in BINNED_KINDS + SCALAR_KINDS]
+    return ["acc", "accuracy", "hcs", *kinds, *(f"post_{k}" for k in kinds), "eaurc", "cov95", "cov99"]
+
+
+_CANONICAL = {c.lower(): c for c in schema_columns()}
+
+
+def canonical_column(token: str) -> str | None:
+    """The schema column a (lower-case) name stands for, or None when it is not a schema name.
+
+    A binned name with a bin count the schema lacks still resolves (``ece_30`` ->
+    ``pre_ECE_30``): a calnas-built table may carry other bin counts.
+    """
+    token = token.lower()
+    if token in _CANONICAL:
+        return _CANONICAL[token]
+    if token in _ALIASES:
+        return _ALIASES[token]
+    match = _BINNED_RE.match(token)
+    if match:
+        prefix, kind, bins = match.groups()
+        kind = next(k for k in BINNED_KINDS if k.lower() == kind)
+        return f"{prefix or 'pre'}_{kind}_{bins or HEADLINE_BINS}"
+    match = _SCALAR_RE.match(token)
+    if match:
+        prefix, kind = match.groups()
+        kind = next(k for k in SCALAR_KINDS if k.lower() == kind)
+        return f"{prefix or 'pre'}_{kind}"
+    return None
+
+
+def family(column: str) -> str | None:
+    """Which family a column belongs to (None for a column calnas does not know)."""
+    low = column.lower()
+    if low == "acc":
+        return "accuracy"
+    if low in ("correct_confidence", "incorrect_confidence"):
+        return "confidence"
+    if low == "temperature":
+        return "temperature"
+    if column in SELECTIVE:
+        return "selective"
+    if low in COST:
+        return "cost"
+    if _BINNED_RE.match(low) or _SCALAR_RE.match(low):
+        return "calibration"
+    if low in CORRUPTIONS or _ADVERSARIAL_RE.match(low) or low.startswith("pre_auc_"):
+        return "robustness"
+    return None
+
+
+def direction(column: str) -> str | None:
+    """Which way is better for a column; None when calnas cannot tell (the user must say)."""
+    fam = family(column)
+    low = column.lower()
+    if fam in ("accuracy", "robustness"):
+        return MAXIMISE
+    if fam == "confidence":
+        return MAXIMISE if low == "correct_confidence" else MINIMISE
+    if fam == "selective":
+        return MINIMISE if column in ("AURC", "E_AURC") else MAXIMISE
+    if fam in ("cost", "calibration"):
+        return MINIMISE
+    # Column names from other sources: accuracies and AUCs are better high.
+    if re.search(r"(^|_)(acc|accuracy|auc|auroc)(_|$|\d)", low):
+        return MAXIMISE
+    return None

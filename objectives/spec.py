@@ -1,0 +1,277 @@
+"""The objective and constraint language, parsed once against a table.
+
+Objectives: ``--objective acc,ece`` -- comma-separated tokens, case-insensitive, each
+``[max:|min:]NAME[:key=value...]``:
+
+* ``NAME`` is a table column (any numeric one) or a schema name or alias (``ece``, ``post_nll``,
+  ``ece_em_50``, ``auroc``, ``params`` ... see :mod:`objectives.catalog`);
+* ``hcs`` is computed (``hcs:beta=2``, ``hcs:ece=post_ece_15``);
+* ``max:`` / ``min:`` overrides the direction calnas knows for the name.
+
+Constraints: ``--constraint "acc>=0.9"`` -- ``NAME OP VALUE`` with OP one of ``>=``, ``<=``,
+``>``, ``<`` and NAME anything an objective token may be; several may be joined by commas.
+
+Errors a user can make raise :class:`~calnas.errors.UserError` with one line that names the
+token and what was expected (closest valid names for an unknown one; which table has a column
+the chosen table lacks).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import operator
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from calnas.errors import UserError
+from objectives import catalog, hcs as hcs_module
+
+_DIRECTION_WORDS = {"max": catalog.MAXIMISE, "maximize": catalog.MAXIMISE, "maximise": catalog.MAXIMISE,
+                    "min": catalog.MINIMISE, "minimize": catalog.MINIMISE, "minimise": catalog.MINIMISE}
+_OPERATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+_CONSTRAINT_RE = re.compile(r"^(?P<name>.+?)\s*(?P<op>>=|<=|>|<)\s*(?P<value>[^<>]+)$")
+# Names that hold fractions in [0, 1]; a bound outside that range is almost surely a percentage.
+_FRACTIONS = {"acc", "hcs"}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective: what to read from the table, how to compute it, which way is better."""
+
+    name: str  # the token as written (lower-case, without max:/min:): the output column name
+    direction: str  # "maximize" | "minimize"
+    column: str | None  # the table column when the objective is one; None when computed
+    inputs: tuple[str, ...]  # table columns it needs
+    options: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def maximise(self) -> bool:
+        return self.direction == catalog.MAXIMISE
+
+    @property
+    def label(self) -> str:
+        """Name plus the column it resolved to, when they differ (``ece (pre_ECE_15)``)."""
+        if self.column and self.column != self.name:
+            return f"{self.name} ({self.column})"
+        return self.name
+
+    def values(self, frame) -> np.ndarray:
+        """One float per row of ``frame`` (a pandas frame holding ``inputs``)."""
+        if self.column is not None:
+            return frame[self.column].to_numpy(dtype=float)
+        opts = dict(self.options)
+        return hcs_module.hcs(frame["acc"].to_numpy(dtype=float), frame[opts["ece"]].to_numpy(dtype=float),
+                              beta=float(opts["beta"]))
+
+    def describe(self) -> dict:
+        out = {"name": self.name, "direction": self.direction, "column": self.column}
+        if self.options:
+            out["options"] = dict(self.options)
+        return out
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``objective OP bound``; violation is how far a value misses it (0 when satisfied)."""
+
+    text: str
+    objective: Objective
+    op: str
+    bound: float
+
+    def satisfied(self, values) -> np.ndarray:
+        return _OPERATORS[self.op](np.asarray(values, dtype=float), self.bound)
+
+    def violation(self, values) -> np.ndarray:
+        values = np.asarray(values, dtype=float)
+        gap = np.abs(values - self.bound)
+        # A strict bound met with equality is violated by "nothing"; count it as a hair so it
+        # still ranks behind feasible points.
+        return np.where(self.satisfied(values), 0.0, np.maximum(gap, 1e-12))
+
+    def describe(self) -> dict:
+        return {"constraint": self.text, "name": self.objective.name, "column": self.objective.column,
+                "op": self.op, "bound": self.bound}
+
+
+@dataclass
+class Spec:
+    """Objectives and constraints resolved against one table."""
+
+    objectives: list[Objective]
+    constraints: list[Constraint] = field(default_factory=list)
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+    @property
+    def names(self) -> list[str]:
+        return [o.name for o in self.objectives]
+
+
+def split_tokens(spec: str | Iterable[str] | None) -> list[str]:
+    """Comma-separated tokens from a string or several strings (a repeated CLI option)."""
+    if spec is None:
+        return []
+    parts = [spec] if isinstance(spec, str) else list(spec)
+    tokens = []
+    for part in parts:
+        if not isinstance(part, str):
+            raise UserError(f"objectives must be strings like 'acc,ece', got {part!r}")
+        tokens += [t.strip() for t in part.split(",")]
+    return [t for t in tokens if t]
+
+
+def parse(objectives, table, constraints=None) -> Spec:
+    """Resolve an objective spec (and constraints) against ``table``."""
+    tokens = split_tokens(objectives)
+    if not tokens:
+        raise UserError("no objective given; expected names like 'acc,ece'")
+    resolved = [resolve_token(t, table) for t in tokens]
+    _reject_twins(resolved)
+    return Spec(resolved, parse_constraints(constraints, table, resolved))
+
+
+def _reject_twins(objectives: Sequence[Objective]) -> None:
+    seen: dict[tuple, str] = {}
+    for obj in objectives:
+        key = (obj.column,) if obj.column else (obj.name.split(":")[0], obj.options)
+        if key in seen:
+            first = seen[key]
+            what = f"both mean {obj.column}" if first != obj.name else "is given twice"
+            raise UserError(f"objective {first}{' and ' + obj.name if first != obj.name else ''} {what}; "
+                            "each objective must be different")
+        seen[key] = obj.name
+
+
+def resolve_token(token: str, table, *, role: str = "objective") -> Objective:
+    text = token.strip().lower()
+    parts = [p.strip() for p in text.split(":")]
+    direction = None
+    if parts and parts[0] in _DIRECTION_WORDS:
+        direction = _DIRECTION_WORDS[parts.pop(0)]
+    if not parts or not parts[0]:
+        raise UserError(f"{role} {token!r} has no name; expected e.g. 'acc', 'max:hcs' or 'min:ece'")
+    name, option_parts = parts[0], parts[1:]
+    display = ":".join(parts)
+    if name == hcs_module.NAME:
+        return _resolve_hcs(display, option_parts, direction, table, role)
+    if option_parts:
+        raise UserError(f"{role} {token!r}: only hcs takes options (hcs:beta=2); "
+                        f"write {name} without ':{':'.join(option_parts)}'")
+    column = _resolve_column(name, table, role)
+    chosen = direction or catalog.direction(column)
+    if chosen is None and role == "constraint":
+        chosen = catalog.MINIMISE  # a bound needs no direction; this one is never optimised
+    if chosen is None:
+        raise UserError(f"calnas does not know whether {column} is better high or low; "
+                        f"write max:{name} or min:{name}")
+    return Objective(display, chosen, column, (column,))
+
+
+def _resolve_hcs(display, option_parts, direction, table, role) -> Objective:
+    options = dict(hcs_module.DEFAULTS)
+    for part in option_parts:
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in options:
+            raise UserError(f"hcs option {part!r} is not one of beta=NUMBER, ece=COLUMN (e.g. hcs:beta=2)")
+        if key == "beta":
+            try:
+                beta = float(value)
+            except ValueError:
+                raise UserError(f"hcs option beta={value!r} is not a number; expected e.g. hcs:beta=2") from None
+            if not (beta > 0 and math.isfinite(beta)):
+                raise UserError(f"hcs option beta={value} must be a positive number")
+            options["beta"] = beta
+        else:
+            ece = catalog.canonical_column(value) or value
+            if not ece.lower().startswith(("pre_", "post_")) and catalog.family(ece) != "calibration":
+                raise UserError(f"hcs option ece={value!r} is not a calibration error column (e.g. post_ece_15)")
+            options["ece"] = ece
+    for needed in ("acc", options["ece"]):
+        column = _table_column(needed, table)
+        if column is None:
+            fam = catalog.family(needed) or "calibration"
+            raise UserError(f"{display} needs {needed}, which is not in {table.name}; {catalog.WHERE[fam]}")
+        if needed != "acc":
+            options["ece"] = column
+    return Objective(display, direction or catalog.MAXIMISE, None, ("acc", options["ece"]),
+                     tuple(sorted(options.items())))
+
+
+def _table_column(name: str, table) -> str | None:
+    """The table's column for a name or alias, matched case-insensitively."""
+    columns = {c.lower(): c for c in table.frame.columns}
+    if name.lower() in columns:
+        return columns[name.lower()]
+    canonical = catalog.canonical_column(name)
+    if canonical is not None and canonical.lower() in columns:
+        return columns[canonical.lower()]
+    return None
+
+
+def _resolve_column(name: str, table, role: str) -> str:
+    column = _table_column(name, table)
+    if column is not None:
+        if column in ("arch", "iso", "evaluated_index") or not _is_numeric(table.frame[column]):
+            raise UserError(f"{role} {name!r}: column {column} of {table.name} is not a metric; "
+                            f"expected a numeric column such as acc")
+        return column
+    canonical = catalog.canonical_column(name)
+    fam = catalog.family(canonical or name)
+    if canonical is not None or fam is not None:
+        missing = canonical or name
+        raise UserError(f"{missing} is not in {table.name}; {catalog.WHERE[fam or 'calibration']}")
+    raise UserError(_unknown_message(name, table, role))
+
+
+def _is_numeric(series) -> bool:
+    return series.dtype.kind in "fiub"
+
+
+def _unknown_message(name: str, table, role: str) -> str:
+    table_columns = [c for c in table.frame.columns
+                     if c not in ("arch", "iso", "evaluated_index") and _is_numeric(table.frame[c])]
+    vocabulary = list(dict.fromkeys(table_columns + catalog.short_names() + catalog.schema_columns()))
+    by_lower = {v.lower(): v for v in reversed(vocabulary)}
+    close = difflib.get_close_matches(name, list(by_lower), n=4, cutoff=0.6)
+    if close:
+        return f"unknown {role} {name!r}; closest valid names: {', '.join(by_lower[c] for c in close)}"
+    return (f"unknown {role} {name!r}; expected a column of {table.name} ({', '.join(table_columns)}), "
+            "a schema name such as ece, nll, brier, auroc, or hcs (see docs/search.md)")
+
+
+def parse_constraints(constraints, table, objectives: Sequence[Objective] = ()) -> list[Constraint]:
+    """``["acc>=0.9", "params<=1"]`` (or one comma-joined string) -> constraints."""
+    out = []
+    for text in split_tokens(constraints):
+        out.append(parse_constraint(text, table, objectives))
+    return out
+
+
+def parse_constraint(text: str, table, objectives: Sequence[Objective] = ()) -> Constraint:
+    expected = "expected NAME OP VALUE with OP one of >=, <=, >, < (e.g. acc>=0.9)"
+    match = _CONSTRAINT_RE.match(text.strip())
+    # `acc=>0.9`, `acc=0.9`, `acc<>0.9`: a stray '=' or a second comparison sign means a typo.
+    if not match or match.group("name").rstrip().endswith("=") or any(c in match.group("name") for c in "<>!"):
+        raise UserError(f"bad constraint {text!r}: {expected}")
+    name, op, raw = match.group("name").strip(), match.group("op"), match.group("value").strip()
+    try:
+        bound = float(raw)
+    except ValueError:
+        raise UserError(f"bad constraint {text!r}: {raw!r} is not a number; {expected}") from None
+    if not math.isfinite(bound):
+        raise UserError(f"bad constraint {text!r}: the bound must be a finite number")
+    objective = next((o for o in objectives if o.name == name.lower()), None)
+    if objective is None:
+        objective = resolve_token(name, table, role="constraint")
+    base = objective.name.split(":")[0]
+    if base in _FRACTIONS and not 0.0 <= bound <= 1.0:
+        raise UserError(f"bad constraint {text!r}: {base} is a fraction in [0, 1] (did you mean {bound / 100:g}?)")
+    return Constraint(text.strip(), objective, op, bound)

@@ -1,0 +1,89 @@
+"""What a searcher may propose: the architectures of one table, and when two count as the same.
+
+A :class:`Domain` is built by the search driver from the table being searched. Its architectures
+are addressed by *position* (row order of the table), which is also how the driver stores the
+objective values, so no lookup goes through pandas during a search. ``keys`` decide duplicates:
+the NATS-Bench index with ``--dedupe arch``, the isomorphism class with ``--dedupe iso``.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import cached_property
+from typing import Iterable, Sequence
+
+import numpy as np
+from optuna.distributions import CategoricalDistribution
+
+from calnas.spaces import Space
+
+# Random draws before falling back to listing the unseen architectures (only near exhaustion).
+_RANDOM_TRIES = 64
+
+
+class Domain:
+    def __init__(self, space: Space, archs: Sequence[str], indices: Sequence[int], keys: Sequence[int] | None = None):
+        self.space = space
+        self.archs = list(archs)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.keys = self.indices if keys is None else np.asarray(keys, dtype=np.int64)
+        self._position = {arch: pos for pos, arch in enumerate(self.archs)}
+        self._neighbours: dict[int, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+    @cached_property
+    def distributions(self) -> dict[str, CategoricalDistribution]:
+        """One categorical Optuna parameter per edge (TSS) or layer (SSS)."""
+        return {name: CategoricalDistribution(choices) for name, choices in self.space.param_choices().items()}
+
+    @cached_property
+    def n_keys(self) -> int:
+        """How many distinct architectures (or isomorphism classes) there are to evaluate."""
+        return int(np.unique(self.keys).size)
+
+    # -- conversions -----------------------------------------------------------------------
+    def arch_of_params(self, params: dict) -> str:
+        return self.space.from_params(params)
+
+    def position(self, arch: str) -> int | None:
+        """Position of a canonical architecture string, None when the table lacks it."""
+        return self._position.get(arch)
+
+    def position_of_params(self, params: dict) -> int | None:
+        return self._position.get(self.space.from_params(params))
+
+    def params(self, pos: int) -> dict:
+        return self.space.to_params(self.archs[pos])
+
+    def key(self, pos: int) -> int:
+        return int(self.keys[pos])
+
+    # -- moves -------------------------------------------------------------------------------
+    def random_unseen(self, rng: random.Random, seen: set[int] | frozenset[int]) -> int | None:
+        """A uniformly random architecture whose key is not in ``seen``; None when none is left."""
+        n = len(self.archs)
+        for _ in range(_RANDOM_TRIES):
+            pos = rng.randrange(n)
+            if int(self.keys[pos]) not in seen:
+                return pos
+        unseen = np.flatnonzero(~np.isin(self.keys, np.fromiter(seen, dtype=np.int64, count=len(seen))))
+        if unseen.size == 0:
+            return None
+        return int(unseen[rng.randrange(unseen.size)])
+
+    def neighbours(self, pos: int) -> list[int]:
+        """Positions of the one-edge / one-layer neighbours that the table has."""
+        cached = self._neighbours.get(pos)
+        if cached is None:
+            found = (self._position.get(a) for a in self.space.neighbours(self.archs[pos]))
+            cached = self._neighbours[pos] = [p for p in found if p is not None]
+        return cached
+
+    def mutate(self, pos: int, rng: random.Random) -> int | None:
+        """One random one-edge / one-layer change; None when the table lacks the result."""
+        return self._position.get(self.space.mutate(self.archs[pos], rng))
+
+    def unseen(self, positions: Iterable[int], seen: set[int]) -> list[int]:
+        return [p for p in positions if int(self.keys[p]) not in seen]

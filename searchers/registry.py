@@ -1,0 +1,93 @@
+"""``--searcher NAME`` -> an Optuna sampler.
+
+Each entry is a factory ``make(domain, *, seed, constraints_func)``; the driver passes the
+domain (the table's architectures), the seed and, under constraints, a function that reads each
+trial's constraint values (Optuna's convention: <= 0 is satisfied).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Callable
+
+from calnas.errors import UserError
+
+# `auto` until the search-quality benchmark (benchmarks/search_quality.py) says otherwise; see
+# docs/search.md for the numbers behind the choice.
+AUTO = "evolution"
+
+
+@dataclass(frozen=True)
+class SearcherInfo:
+    name: str
+    summary: str
+    factory: Callable[[], Callable]  # returns make(domain, *, seed, constraints_func)
+    available: Callable[[], bool] = lambda: True
+
+
+def _evolution():
+    from searchers.evolution import RegularizedEvolutionSampler
+
+    return RegularizedEvolutionSampler
+
+
+def _local():
+    from searchers.local import LocalSearchSampler
+
+    return LocalSearchSampler
+
+
+def _module(name: str, attr: str = "make"):
+    def load():
+        import importlib
+
+        return getattr(importlib.import_module(f"searchers.{name}"), attr)
+
+    return load
+
+
+def _gp_available() -> bool:
+    from searchers import gp
+
+    return gp.available()
+
+
+SEARCHERS: dict[str, SearcherInfo] = {
+    info.name: info
+    for info in (
+        SearcherInfo("evolution", "regularized evolution, non-dominated tournament, one-edge mutation", _evolution),
+        SearcherInfo("local", "Pareto local search over one-edge neighbours, random restarts", _local),
+        SearcherInfo("random", "uniform random architectures (Optuna RandomSampler)", _module("random_search")),
+        SearcherInfo("tpe", "Optuna multivariate TPE (slower per trial)", _module("tpe")),
+        SearcherInfo("nsga2", "Optuna NSGA-II", _module("nsga", "make_nsga2")),
+        SearcherInfo("nsga3", "Optuna NSGA-III", _module("nsga", "make_nsga3")),
+        SearcherInfo("qmc", "Optuna quasi-Monte Carlo (scrambled Sobol)", _module("qmc")),
+        SearcherInfo("gp", "Optuna Gaussian process (needs torch; small budgets)", _module("gp"), _gp_available),
+    )
+}
+
+
+def names() -> list[str]:
+    return ["auto", *SEARCHERS]
+
+
+def resolve(name: str) -> str:
+    """Canonical searcher name (``auto`` -> the current default); one-line error when unknown."""
+    key = str(name).strip().lower()
+    if key == "auto":
+        return AUTO
+    if key not in SEARCHERS:
+        close = difflib.get_close_matches(key, names(), n=2, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserError(f"unknown searcher {name!r}{hint}; expected one of {', '.join(names())}")
+    if not SEARCHERS[key].available():
+        raise UserError(f"searcher {key!r} is not available here: the installed Optuna lacks it or "
+                        "its dependencies (torch, scipy) are missing")
+    return key
+
+
+def make(name: str, domain, *, seed: int | None, constraints_func=None):
+    """The sampler for a searcher name, seeded."""
+    factory = SEARCHERS[resolve(name)].factory()
+    return factory(domain, seed=seed, constraints_func=constraints_func)
