@@ -150,3 +150,14 @@ def test_calnas_table_loader_reads_a_build(tmp_path):
     assert table.row(rep)["acc"] == pytest.approx(pd.read_csv(out).set_index("index").loc[rep, "acc"])
     for column in EXTRA_COLUMNS[:2]:
         assert column in pd.read_csv(out).columns
+
+
+def test_evaluate_live_reproduces_a_table_row(tmp_path):
+    from calnas.live.evaluate import evaluate_live
+
+    out = tmp_path / "b.csv"
+    build(out, limit=1)
+    row = pd.read_csv(out).iloc[0]
+    live = evaluate_live(int(row["index"]), device="cpu", seed=0, protocol=TINY).record["metrics"]
+    for column in ("acc", "pre_ECE_15", "post_ECE_15", "pre_NLL", "temperature", "AURC"):
+        assert live[column] == row[column], column  # repr-written floats read back exactly

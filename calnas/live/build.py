@@ -159,8 +159,10 @@ def _init_worker(protocol_dict: dict, space_name: str, data_root, seed: int) -> 
     from calnas.live.evaluate import load_protocol_splits
     from calnas.live.protocol import Protocol
 
-    torch.set_num_threads(1)
     protocol = Protocol(**protocol_dict)
+    # One thread per worker unless the protocol says otherwise: tiny networks gain nothing from
+    # intra-op threads, and a fixed count keeps results independent of the machine.
+    torch.set_num_threads(protocol.threads or 1)
     _STATE.update(protocol=protocol, space=TSS if space_name == "tss" else SSS, seed=seed,
                   splits=load_protocol_splits(protocol, data_root=data_root, seed=seed),
                   device=torch.device("cpu"))
