@@ -25,6 +25,7 @@ def build_cmd(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N architectures of the fixed seeded order."),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: build only the I-th of N disjoint parts (1 <= I <= N)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Parallel processes (one torch thread each)."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto (CPU results are bit-for-bit reproducible)."),
     resume: bool = typer.Option(False, "--resume", help="Add to an existing --out, skipping architectures already in it."),
 ) -> None:
     """Train and evaluate architectures, appending one row per architecture to --out.
@@ -38,17 +39,18 @@ def build_cmd(
 
     from calnas.live.build import build_table, parse_shard
     from calnas.live.datasets import canonical_dataset
-    from calnas.live.evaluate import make_protocol
+    from calnas.live.evaluate import make_protocol, resolve_device
     from calnas.spaces import get_space
 
     space_obj = get_space(space)
     key = canonical_dataset(dataset)
     protocol = make_protocol(space_obj, key, epochs=epochs, channels=channels, cells=cells)
     if key != "digits":
-        from calnas.live.datasets import _require_root
+        from calnas.live.datasets import require_root
 
-        _require_root(key, data_root)
+        require_root(key, data_root)
     shard_pair = parse_shard(shard)
+    device_name = str(resolve_device(device))
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                         TextColumn("{task.fields[note]}"), console=err_console, transient=False)
@@ -72,7 +74,7 @@ def build_cmd(
     try:
         summary = build_table(space=space_obj, protocol=protocol, out=out, seed=seed, data_root=data_root,
                               limit=limit, shard=shard_pair, workers=workers, resume=resume,
-                              on_start=on_start, on_row=on_row)
+                              device=device_name, on_start=on_start, on_row=on_row)
     finally:
         if "id" in task:
             progress.stop()

@@ -153,7 +153,7 @@ class RowWriter:
 _STATE: dict = {}
 
 
-def _init_worker(protocol_dict: dict, space_name: str, data_root, seed: int) -> None:
+def _init_worker(protocol_dict: dict, space_name: str, data_root, seed: int, device: str = "cpu") -> None:
     import torch
 
     from calnas.live.evaluate import load_protocol_splits
@@ -165,7 +165,7 @@ def _init_worker(protocol_dict: dict, space_name: str, data_root, seed: int) -> 
     torch.set_num_threads(protocol.threads or 1)
     _STATE.update(protocol=protocol, space=TSS if space_name == "tss" else SSS, seed=seed,
                   splits=load_protocol_splits(protocol, data_root=data_root, seed=seed),
-                  device=torch.device("cpu"))
+                  device=torch.device(device))
 
 
 def evaluate_row(index: int) -> dict:
@@ -213,11 +213,13 @@ def protocol_record(protocol, space: Space, seed: int) -> dict:
 
 
 def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, limit: int | None = None,
-                shard: tuple[int, int] | None = None, workers: int = 1, resume: bool = False,
+                shard: tuple[int, int] | None = None, workers: int = 1, resume: bool = False, device: str = "cpu",
                 on_start: Callable[[int, int], None] | None = None,
                 on_row: Callable[[dict], None] | None = None) -> BuildSummary:
     """Evaluate the selected architectures and append their rows to ``out``.
 
+    ``device`` is a resolved torch device name ("cpu", "cuda", "cuda:1"); the digits table is
+    built on CPU, where results are bit-for-bit reproducible.
     ``on_start(total, skipped)`` is called once, ``on_row(row)`` after each architecture (rows
     with an ``error`` key were not written; a later ``resume`` retries them).
     """
@@ -250,7 +252,7 @@ def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, l
     start = time.perf_counter()
     written = failed = 0
     writer = RowWriter(out, columns)
-    init_args = (protocol.settings(), space.name, None if data_root is None else str(data_root), seed)
+    init_args = (protocol.settings(), space.name, None if data_root is None else str(data_root), seed, str(device))
     try:
         for row in _rows(todo, workers, init_args):
             if "error" in row:

@@ -66,7 +66,7 @@ def load_splits(name: str, *, data_root=None, seed: int = 0, train_size: int | N
     key = canonical_dataset(name)
     if key == "digits":
         return _digits(seed=seed, train_size=train_size, val_size=val_size, test_size=test_size)
-    root = _require_root(key, data_root)
+    root = require_root(key, data_root)
     if key == "cifar10":
         train_x, train_y, test_x, test_y = read_cifar(root, 10)
         stats, classes, padding = _CIFAR10_STATS, 10, 4
@@ -102,7 +102,7 @@ def load_splits(name: str, *, data_root=None, seed: int = 0, train_size: int | N
     )
 
 
-def _require_root(key: str, data_root) -> Path:
+def require_root(key: str, data_root) -> Path:
     if data_root is None:
         raise UserError(f"dataset {key} needs --data-root (a folder holding its files); calnas never downloads")
     root = Path(data_root).expanduser()
