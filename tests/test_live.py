@@ -119,9 +119,9 @@ def test_digits_split_is_fixed_by_the_seed_and_disjoint():
     assert a.sizes() == {"train_size": 400, "val_size": 300, "test_size": 1097}
     assert np.array_equal(a.test_x, b.test_x) and np.array_equal(a.train_y, b.train_y)
     assert a.train_x.shape[1:] == (3, 8, 8)
-    # No image shared between splits (digits has a few exact duplicates, so compare row sets).
     rows = lambda x: {r.tobytes() for r in x[:, 0]}  # noqa: E731
-    assert len(rows(a.test_x) & rows(a.train_x)) <= 5
+    assert len(rows(a.train_x)) == 400  # distinct images
+    assert not rows(a.test_x) & rows(a.train_x) and not rows(a.val_x) & rows(a.train_x)
     assert not np.array_equal(load_splits("digits", seed=4).test_y, a.test_y)
 
 
