@@ -57,6 +57,19 @@ def summarise(frame) -> dict:
                            "p90": float(q.iloc[3]), "max": float(q.iloc[4])}
     if "acc" in frame.columns and "pre_ECE_15" in frame.columns:
         out["spearman_acc_pre_ECE_15"] = float(frame["acc"].corr(frame["pre_ECE_15"], method="spearman"))
+    if "arch" in frame.columns and frame["arch"].astype(str).str.contains("~").all():
+        out["spearman_acc_nats_cifar10"] = _agreement_with_nats(frame)
     if "train_seconds" in frame.columns:
         out["cpu_seconds_total"] = float(frame["train_seconds"].sum() + frame.get("eval_seconds", 0).sum())
     return out
+
+
+def _agreement_with_nats(frame) -> float:
+    """Spearman correlation of the table's accuracy with NATS-Bench's CIFAR-10 test accuracy."""
+    import pandas as pd
+
+    from calnas.embedded import ACCURACY_FILE, data_path
+
+    with data_path(ACCURACY_FILE).open("rb") as fh:
+        nats = pd.read_csv(fh, compression="gzip").set_index("index")["cifar10_test_acc"]
+    return float(frame["acc"].corr(nats.loc[frame["index"]].reset_index(drop=True), method="spearman"))
