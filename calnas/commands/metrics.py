@@ -1,0 +1,98 @@
+"""``calnas metrics FILE``: the calibration panel of saved predictions."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from calnas.errors import UserError
+
+
+def _parse_bins(text: Optional[str]):
+    from calnas.metrics import DEFAULT_BINS
+
+    if text is None:
+        return DEFAULT_BINS
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"--bins must be comma-separated integers like 5,15,100, got {text!r}") from None
+
+
+def _json_value(v: float):
+    # JSON has no NaN; undefined metrics become null.
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _print_table(panel: dict[str, float], source: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    has_post = "temperature" in panel
+    table = Table(title=f"calibration panel: {source}")
+    table.add_column("metric")
+    table.add_column("pre" if has_post else "value", justify="right")
+    if has_post:
+        table.add_column("post", justify="right")
+
+    def fmt(v):
+        return "n/a" if v is None or math.isnan(v) else f"{v:.6g}"
+
+    for name, value in panel.items():
+        if name.startswith("post_"):
+            continue
+        if name.startswith("pre_"):
+            base = name[len("pre_") :]
+            row = [base, fmt(value)]
+            if has_post:
+                row.append(fmt(panel.get(f"post_{base}")))
+        else:
+            row = [name, fmt(value)] + ([""] if has_post else [])
+        table.add_row(*row)
+    Console().print(table)
+
+
+def metrics_cmd(
+    file: Annotated[Path, typer.Argument(help="An .npz with labels and logits or probs (optionally val_logits, val_labels).")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a reliability diagram (PNG) here.")] = None,
+    bins: Annotated[Optional[str], typer.Option("--bins", help="Comma-separated bin counts (default: the study's nine).")] = None,
+    temperature_method: Annotated[str, typer.Option("--temperature-method", help="ece_grid (the study's protocol) or nll.")] = "ece_grid",
+    fit_on_test: Annotated[bool, typer.Option("--fit-on-test", help="Without val_* arrays, fit the temperature on the test split itself (optimistic).")] = False,
+) -> None:
+    """Compute every calibration metric of the study's dataset (and selective prediction) for
+    saved predictions. post_* columns appear when the file has val_logits/val_labels."""
+    from calnas.metrics import calibration_panel, load_predictions, reliability_diagram
+
+    arrays = load_predictions(file)
+    panel = calibration_panel(
+        arrays.get("probs"),
+        arrays["labels"],
+        logits=arrays.get("logits"),
+        val_logits=arrays.get("val_logits"),
+        val_labels=arrays.get("val_labels"),
+        bins=_parse_bins(bins),
+        temperature_method=temperature_method,
+        fit_on_test=fit_on_test,
+    )
+    if plot is not None:
+        probs = arrays.get("probs")
+        if probs is None:
+            from calnas.metrics._inputs import check_matrix, softmax
+
+            probs = softmax(check_matrix(arrays["logits"], "logits"))
+        reliability_diagram(probs, arrays["labels"], 15, path=plot)
+    if json_output:
+        typer.echo(json.dumps({k: _json_value(v) for k, v in panel.items()}))
+    else:
+        _print_table(panel, file)
+        if plot is not None:
+            typer.echo(f"reliability diagram written to {plot}")
+
+
+def register(app) -> None:
+    app.command("metrics")(metrics_cmd)
