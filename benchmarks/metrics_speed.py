@@ -91,7 +91,8 @@ def main() -> None:
     torch.set_num_threads(1)
 
     print(f"# calnas metrics speed: N = {args.n:,} (+ {args.n:,} held-out), median of {r} runs, ms")
-    print(f"# {platform.processor() or platform.machine()}, python {platform.python_version()}, numpy {np.__version__}")
+    machine = platform.processor() or platform.machine()
+    print(f"# {machine}, python {platform.python_version()}, numpy {np.__version__}")
     print()
     print("| what | K = 10 | K = 100 |")
     print("| --- | ---: | ---: |")
@@ -110,8 +111,12 @@ def main() -> None:
             f"{timed(lambda: calibration_panel(None, y, logits=z), r):.0f}")
         add("calnas full panel, T by ECE grid (study protocol, default)",
             f"{timed(lambda: calibration_panel(None, y, logits=z, val_logits=vz, val_labels=vy), r):.0f}")
-        add("calnas full panel, T by NLL",
-            f"{timed(lambda: calibration_panel(None, y, logits=z, val_logits=vz, val_labels=vy, temperature_method='nll'), r):.0f}")
+        def full_nll():
+            return calibration_panel(
+                None, y, logits=z, val_logits=vz, val_labels=vy, temperature_method="nll"
+            )
+
+        add("calnas full panel, T by NLL", f"{timed(full_nll, r):.0f}")
         add("  of which: classwise CE, 9 bin counts x 2 schemes",
             f"{timed(lambda: classwise_binned(p, y, DEFAULT_BINS), r):.0f}")
         add("  of which: KDECE", f"{timed(lambda: kdece_from(top), r):.1f}")

@@ -31,9 +31,11 @@ def arrays():
 def test_json_output_is_the_panel(tmp_path, app, arrays):
     path = tmp_path / "preds.npz"
     np.savez(path, **arrays)
-    result = CliRunner().invoke(app, ["metrics", str(path), "--json"])
+    png = tmp_path / "rel.png"
+    result = CliRunner().invoke(app, ["metrics", str(path), "--json", "--plot", str(png)])
     assert result.exit_code == 0, result.output
     got = json.loads(result.stdout)
+    assert png.read_bytes()[:4] == b"\x89PNG"
     want = calibration_panel(
         None, arrays["labels"], logits=arrays["logits"],
         val_logits=arrays["val_logits"], val_labels=arrays["val_labels"],

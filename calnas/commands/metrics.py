@@ -57,12 +57,27 @@ def _print_table(panel: dict[str, float], source: Path) -> None:
 
 
 def metrics_cmd(
-    file: Annotated[Path, typer.Argument(help="An .npz with labels and logits or probs (optionally val_logits, val_labels).")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="An .npz with labels and logits or probs (optionally val_logits, val_labels)."),
+    ],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a reliability diagram (PNG) here.")] = None,
-    bins: Annotated[Optional[str], typer.Option("--bins", help="Comma-separated bin counts (default: the study's nine).")] = None,
-    temperature_method: Annotated[str, typer.Option("--temperature-method", help="ece_grid (the study's protocol) or nll.")] = "ece_grid",
-    fit_on_test: Annotated[bool, typer.Option("--fit-on-test", help="Without val_* arrays, fit the temperature on the test split itself (optimistic).")] = False,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="Write a 15-bin reliability diagram (PNG) here.")
+    ] = None,
+    bins: Annotated[
+        Optional[str], typer.Option("--bins", help="Comma-separated bin counts (default: the study's nine).")
+    ] = None,
+    temperature_method: Annotated[
+        str, typer.Option("--temperature-method", help="ece_grid (the study's protocol) or nll.")
+    ] = "ece_grid",
+    fit_on_test: Annotated[
+        bool,
+        typer.Option(
+            "--fit-on-test",
+            help="Without val_* arrays, fit the temperature on the test split itself (optimistic).",
+        ),
+    ] = False,
 ) -> None:
     """Compute every calibration metric of the study's dataset (and selective prediction) for
     saved predictions. post_* columns appear when the file has val_logits/val_labels."""
@@ -80,12 +95,9 @@ def metrics_cmd(
         fit_on_test=fit_on_test,
     )
     if plot is not None:
-        probs = arrays.get("probs")
-        if probs is None:
-            from calnas.metrics._inputs import check_matrix, softmax
-
-            probs = softmax(check_matrix(arrays["logits"], "logits"))
-        reliability_diagram(probs, arrays["labels"], 15, path=plot)
+        reliability_diagram(
+            arrays.get("probs"), arrays["labels"], 15, logits=arrays.get("logits"), path=plot
+        )
     if json_output:
         typer.echo(json.dumps({k: _json_value(v) for k, v in panel.items()}))
     else:

@@ -45,7 +45,8 @@ def load_predictions(path) -> dict[str, np.ndarray]:
 def _check_shapes(path: Path, arrays: dict[str, np.ndarray], found: list[str]) -> None:
     if "labels" not in arrays or not ({"logits", "probs"} & arrays.keys()):
         missing = "labels" if "labels" not in arrays else "logits or probs"
-        raise UserError(f"{path} has no {missing} array (found: {', '.join(found) or 'none'}); expected {EXPECTED}")
+        listed = ", ".join(found) or "none"
+        raise UserError(f"{path} has no {missing} array (found: {listed}); expected {EXPECTED}")
     for key in ("logits", "probs", "val_logits"):
         if key in arrays and arrays[key].ndim != 2:
             raise UserError(f"{path}: {key} must be 2-D (N, K), got shape {arrays[key].shape}")
@@ -57,7 +58,8 @@ def _check_shapes(path: Path, arrays: dict[str, np.ndarray], found: list[str]) -
         if key in arrays and arrays[key].shape[0] != n:
             raise UserError(f"{path}: {key} has {arrays[key].shape[0]} rows but labels has {n}")
     if "logits" in arrays and "probs" in arrays and arrays["logits"].shape != arrays["probs"].shape:
-        raise UserError(f"{path}: logits {arrays['logits'].shape} and probs {arrays['probs'].shape} differ in shape")
+        shapes = f"logits {arrays['logits'].shape} and probs {arrays['probs'].shape}"
+        raise UserError(f"{path}: {shapes} differ in shape")
     has_vl, has_vy = "val_logits" in arrays, "val_labels" in arrays
     if has_vl != has_vy:
         missing = "val_labels" if has_vl else "val_logits"

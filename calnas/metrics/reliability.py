@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calnas.metrics._inputs import TopLabel, check_labels, check_probs
+from calnas.metrics._inputs import TopLabel, check_labels, check_matrix, check_probs, softmax
 from calnas.metrics.binning import check_bins, top_label_bin_stats
 
 
@@ -93,14 +93,18 @@ def reliability_diagram(
     labels,
     n_bins: int = 15,
     *,
+    logits=None,
     equal_mass: bool = False,
     path=None,
     title: str | None = None,
 ) -> ReliabilityDiagram:
     """Per-bin data of the top-label reliability diagram; also writes a PNG when ``path`` is set.
 
-    Uses the panel's binning (equal-width ``lo < c <= hi``, or the equal-mass scheme).
+    Uses the panel's binning (equal-width ``lo < c <= hi``, or the equal-mass scheme). ``probs``
+    may be None when ``logits`` are given (probs = softmax(logits)).
     """
+    if probs is None and logits is not None:
+        probs = softmax(check_matrix(logits, "logits"))
     p = check_probs(probs)
     y = check_labels(labels, *p.shape)
     (b,) = check_bins(n_bins)

@@ -3,14 +3,14 @@
 Two protocols:
 
 * ``"ece_grid"`` (default): the calibration study's protocol, the grid-search cross-validation
-  of the focal-loss calibration code (Mukhoti et al. 2020): T in 0.1, 0.2, ..., 10.0 (100 values), keep the one
-  with the lowest 15-bin top-label ECE on the held-out split (the smallest T on ties). It is the
-  default because the post_* columns are the study's columns: a calnas-built table is comparable
-  with the published one only if its post_* values come from the same protocol. The grid is
-  written exactly (k / 10) rather than by repeatedly adding 0.1.
+  of the focal-loss calibration code (Mukhoti et al. 2020): T in 0.1, 0.2, ..., 10.0 (100
+  values), keep the one with the lowest 15-bin top-label ECE on the held-out split (the smallest
+  T on ties). It is the default because the post_* columns are the study's columns: a
+  calnas-built table is comparable with the published one only if its post_* values come from
+  the same protocol. The grid is written exactly (k / 10) rather than by repeatedly adding 0.1.
 * ``"nll"``: the usual protocol of Guo et al. 2017: minimise the held-out negative log-likelihood.
   NLL is convex in 1/T, so a bounded Brent search on log T in [0.01, 100] finds the optimum
-  (to ~1e-5 relative). Prefer it when comparability with the published table does not matter:
+  (to ~1e-6 relative). Prefer it when comparability with the published table does not matter:
   NLL is a proper scoring rule, it is not the metric being reported, and T is not limited to a
   0.1 grid.
 """
