@@ -5,9 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import time
+
 import typer
 
 from calnas.commands._common import err_console, print_json
+
+LOG_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
+
+
+def _progress_line(done: int, total: int, elapsed: float) -> str:
+    rate = done / elapsed * 3600 if elapsed > 0 else 0.0
+    eta = (total - done) / rate * 60 if rate > 0 else float("nan")
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{stamp} {done}/{total} architectures, {rate:.0f}/hour, eta {eta:.1f} min"
+
 
 table_app = typer.Typer(help="Build calibration tables by live evaluation.", no_args_is_help=True)
 
@@ -57,19 +69,35 @@ def build_cmd(
     task = {}
     failures: list[dict] = []
 
+    # A live bar for a terminal; a log (a background build's redirected stderr) gets a plain
+    # progress line at most every LOG_EVERY seconds instead, which rich would not print until the end.
+    live_bar = err_console.is_terminal
+    log = {"last": 0.0, "done": 0, "total": 0, "start": 0.0}
+
     def on_start(total: int, skipped: int) -> None:
         if skipped:
             err_console.print(f"resuming {out}: {skipped} architectures already present", soft_wrap=True)
-        # Started only once the build is planned, so a refused build prints just its one-line error.
-        progress.start()
-        task["id"] = progress.add_task(f"{space_obj.name}/{key}", total=total, note="")
+        log.update(total=total, start=time.monotonic(), last=time.monotonic())
+        if live_bar:
+            # Started only once the build is planned, so a refused build prints just its one-line error.
+            progress.start()
+            task["id"] = progress.add_task(f"{space_obj.name}/{key}", total=total, note="")
+        else:
+            err_console.print(f"building {total} architectures of {space_obj.name}/{key} into {out}", soft_wrap=True)
 
     def on_row(row: dict) -> None:
         if "error" in row:
             failures.append(row)
             err_console.print(f"[red]failed[/red] {row['index']} {row['arch']}: {row['error']}", soft_wrap=True)
-        note = f"last acc {row['acc']:.3f}" if "acc" in row else ""
-        progress.update(task["id"], advance=1, note=note)
+        log["done"] += 1
+        if live_bar:
+            note = f"last acc {row['acc']:.3f}" if "acc" in row else ""
+            progress.update(task["id"], advance=1, note=note)
+            return
+        now = time.monotonic()
+        if now - log["last"] >= LOG_EVERY or log["done"] == log["total"]:
+            log["last"] = now
+            err_console.print(_progress_line(log["done"], log["total"], now - log["start"]), soft_wrap=True)
 
     try:
         summary = build_table(space=space_obj, protocol=protocol, out=out, seed=seed, data_root=data_root,
