@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
-
-import time
 
 import typer
 
