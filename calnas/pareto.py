@@ -5,8 +5,11 @@ better in every column. :func:`as_minimisation` turns values in the user's direc
 form. ``p`` dominates ``q`` when ``p <= q`` everywhere and ``p < q`` somewhere; equal points do
 not dominate each other, so duplicates of a front member are front members too.
 
-Hypervolume is exact for any number of objectives (a sweep for 2-D, slicing along the last
-objective down to the 2-D sweep above that). calnas measures it in a normalised space, see
+Hypervolume is exact (a sweep for 2-D, slicing along the last objective down to that sweep
+above) whenever that is cheap: always up to 3 objectives, and for more while
+``n ** (k - 2) <= EXACT_LIMIT`` (e.g. fronts of up to 700 points with 4 objectives, 79 with 5).
+Beyond that it is a Monte-Carlo estimate with ``MC_SAMPLES`` points from a generator seeded with
+0, so it is still deterministic; :func:`hypervolume_method` says which one a front gets. calnas measures it in a normalised space, see
 :func:`normalise` and ``docs/search.md``: each objective is scaled to [0, 1] by the minimum and
 maximum of the whole table column and the reference point is ``REFERENCE`` (1.1) in every
 dimension.
@@ -24,6 +27,8 @@ import numpy as np
 # so that the extreme members of a front (the best in one objective, the worst in another) still
 # add volume.
 REFERENCE = 1.1
+EXACT_LIMIT = 500_000
+MC_SAMPLES = 1 << 18
 
 
 def as_minimisation(values, directions: Sequence[str]) -> np.ndarray:
@@ -201,18 +206,47 @@ def normalise(points, lower, upper) -> np.ndarray:
     return (pts - lower) / span
 
 
-def hypervolume(points, reference) -> float:
-    """Volume dominated by ``points`` and bounded by ``reference`` (minimisation), exactly.
-
-    Points that do not strictly improve on the reference in every objective add nothing.
-    """
+def _hv_points(points, reference) -> tuple[np.ndarray, np.ndarray]:
     ref = np.asarray(reference, dtype=float).ravel()
     pts = np.asarray(points, dtype=float).reshape(-1, ref.size)
     pts = pts[np.all(pts < ref, axis=1)]
+    if len(pts):
+        pts = np.unique(pts[nondominated_mask(pts)], axis=0)
+    return pts, ref
+
+
+def hypervolume_method(points, reference) -> str:
+    """"exact" or "monte-carlo": what :func:`hypervolume` does for these points."""
+    pts, ref = _hv_points(points, reference)
+    return "exact" if ref.size <= 3 or len(pts) ** (ref.size - 2) <= EXACT_LIMIT else "monte-carlo"
+
+
+def hypervolume(points, reference) -> float:
+    """Volume dominated by ``points`` and bounded by ``reference`` (minimisation).
+
+    Points that do not strictly improve on the reference in every objective add nothing.
+    """
+    pts, ref = _hv_points(points, reference)
     if len(pts) == 0:
         return 0.0
-    pts = np.unique(pts[nondominated_mask(pts)], axis=0)
-    return float(_hv(pts, ref))
+    if ref.size <= 3 or len(pts) ** (ref.size - 2) <= EXACT_LIMIT:
+        return float(_hv(pts, ref))
+    return _hv_monte_carlo(pts, ref)
+
+
+def _hv_monte_carlo(pts: np.ndarray, ref: np.ndarray) -> float:
+    rng = np.random.default_rng(0)
+    low = pts.min(axis=0)
+    box = float(np.prod(ref - low))
+    hits = 0
+    chunk = 1 << 14
+    for start in range(0, MC_SAMPLES, chunk):
+        samples = rng.uniform(low, ref, size=(min(chunk, MC_SAMPLES - start), ref.size))
+        dominated = np.zeros(len(samples), dtype=bool)
+        for p in pts:
+            dominated |= np.all(samples >= p, axis=1)
+        hits += int(dominated.sum())
+    return box * hits / MC_SAMPLES
 
 
 def _hv(pts: np.ndarray, ref: np.ndarray) -> float:

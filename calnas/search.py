@@ -48,6 +48,7 @@ class _Front:
     hypervolume: float
     lower: np.ndarray  # per-objective minimum over the table (minimisation form)
     upper: np.ndarray
+    method: str  # "exact" | "monte-carlo"
 
 
 @dataclass
@@ -240,8 +241,10 @@ def _true_front(table, spec, points: np.ndarray, violation: np.ndarray | None) -
         positions = np.flatnonzero(mask)
         positions = positions[_display_order(points[positions])]
         feasible = positions if violation is None else positions[violation[positions] <= 0]
-        hv = pareto.hypervolume(pareto.normalise(points[feasible], lower, upper), _reference(points.shape[1]))
-        per_table[signature] = _Front(positions, hv, lower, upper)
+        scaled = pareto.normalise(points[feasible], lower, upper)
+        reference = _reference(points.shape[1])
+        hv = pareto.hypervolume(scaled, reference)
+        per_table[signature] = _Front(positions, hv, lower, upper, pareto.hypervolume_method(scaled, reference))
     return per_table[signature]
 
 
@@ -338,7 +341,9 @@ def _result(table, spec, prepared: _Prepared, run: _Run, requested: str, searche
     feasible_front = in_front if violation is None else in_front[violation[in_front] <= 0]
     front = prepared.front
     reference = _reference(points.shape[1])
-    hv = pareto.hypervolume(pareto.normalise(points[feasible_front], front.lower, front.upper), reference)
+    scaled = pareto.normalise(points[feasible_front], front.lower, front.upper)
+    hv = pareto.hypervolume(scaled, reference)
+    methods = {front.method, pareto.hypervolume_method(scaled, reference)}
     ratio = hv / front.hypervolume if front.hypervolume > 0 else None
     found_keys = set(prepared.keys[order].tolist())
     found = sum(1 for p in front.positions if int(prepared.keys[p]) in found_keys)
@@ -365,6 +370,8 @@ def _result(table, spec, prepared: _Prepared, run: _Run, requested: str, searche
         "normalisation": {o.name: {"best": _natural(front.lower[i], o), "worst": _natural(front.upper[i], o)}
                           for i, o in enumerate(spec.objectives)},
         "reference_point": reference.tolist(),
+        "hypervolume_method": "exact" if methods == {"exact"} else
+        f"monte-carlo ({pareto.MC_SAMPLES} samples, seed 0)",
     }
     return SearchResult(trials, front_frame, true_frame, hv, front.hypervolume, ratio, found, len(order),
                         run.exhausted, info, run.study)

@@ -138,15 +138,16 @@ def parse(objectives, table, constraints=None) -> Spec:
 
 
 def _reject_twins(objectives: Sequence[Objective]) -> None:
-    seen: dict[tuple, str] = {}
+    meanings: dict[tuple, str] = {}
     for obj in objectives:
         key = (obj.column,) if obj.column else (obj.name.split(":")[0], obj.options)
-        if key in seen:
-            first = seen[key]
-            what = f"both mean {obj.column}" if first != obj.name else "is given twice"
-            raise UserError(f"objective {first}{' and ' + obj.name if first != obj.name else ''} {what}; "
+        if key not in meanings:
+            meanings[key] = obj.name
+        elif meanings[key] == obj.name:
+            raise UserError(f"objective {obj.name} is given twice; each objective must be different")
+        else:
+            raise UserError(f"objectives {meanings[key]} and {obj.name} both mean {obj.column or obj.name}; "
                             "each objective must be different")
-        seen[key] = obj.name
 
 
 def resolve_token(token: str, table, *, role: str = "objective") -> Objective:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from calnas.pareto import selection_keys
 from searchers._base import DomainSampler, History
 
-POPULATION_SIZE = 20
-SAMPLE_SIZE = 5
+POPULATION_SIZE = 50
+SAMPLE_SIZE = 10
 MUTATION_TRIES = 30
 
 

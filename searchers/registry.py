@@ -13,9 +13,9 @@ from typing import Callable
 
 from calnas.errors import UserError
 
-# `auto` until the search-quality benchmark (benchmarks/search_quality.py) says otherwise; see
-# docs/search.md for the numbers behind the choice.
-AUTO = "evolution"
+# What `auto` means: the searcher benchmarks/search_quality.py found best on the real NATS-Bench
+# tables (docs/search.md has the numbers). Revisit when calibration tables are searched.
+AUTO = "local"
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ SEARCHERS: dict[str, SearcherInfo] = {
     info.name: info
     for info in (
         SearcherInfo("evolution", "regularized evolution, non-dominated tournament, one-edge mutation", _evolution),
-        SearcherInfo("local", "Pareto local search over one-edge neighbours, random restarts", _local),
+        SearcherInfo("local", "Pareto local search over one-edge neighbours after 25 random starts", _local),
         SearcherInfo("random", "uniform random architectures (Optuna RandomSampler)", _module("random_search")),
         SearcherInfo("tpe", "Optuna multivariate TPE (slower per trial)", _module("tpe")),
         SearcherInfo("nsga2", "Optuna NSGA-II", _module("nsga", "make_nsga2")),

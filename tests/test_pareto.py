@@ -104,3 +104,16 @@ def test_crowding_distance_boundaries_and_interior():
     assert np.isinf(distance[0]) and np.isinf(distance[3])
     assert distance[1] == pytest.approx(3 / 4 + 3 / 4)
     assert distance[2] == pytest.approx(3 / 4 + 2 / 4)
+
+
+def test_monte_carlo_hypervolume_for_many_objectives_is_close_and_deterministic(monkeypatch):
+    rng = np.random.default_rng(5)
+    points = rng.integers(0, 4, size=(12, 5)).astype(float)
+    ref = np.full(5, 4.0)
+    exact = grid_hypervolume(points, ref)
+    assert pareto.hypervolume_method(points, ref) == "exact"
+    monkeypatch.setattr(pareto, "EXACT_LIMIT", 1)
+    assert pareto.hypervolume_method(points, ref) == "monte-carlo"
+    estimate = pareto.hypervolume(points, ref)
+    assert estimate == pytest.approx(exact, rel=0.02)
+    assert pareto.hypervolume(points, ref) == estimate

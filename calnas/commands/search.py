@@ -41,7 +41,7 @@ def search_cmd(
     budget: Optional[int] = typer.Option(None, "--budget", "-n", help="Distinct architectures to evaluate (default 500)."),
     searcher: Optional[str] = typer.Option(
         None, "--searcher", "-s",
-        help="auto (default, = evolution), evolution, local, random, tpe, nsga2, nsga3, qmc, gp."),
+        help="auto (default, = local), local, evolution, random, tpe, nsga2, nsga3, qmc, gp (see docs/search.md)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
     benchmark: Optional[str] = typer.Option(
         None, "--benchmark", "-b", help="Benchmark name (see `calnas benchmarks`) or a CSV path; default: the embedded default."),
@@ -49,12 +49,12 @@ def search_cmd(
     dedupe: Optional[str] = typer.Option(None, "--dedupe", help="arch (default): distinct architectures; iso: distinct isomorphism classes."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: a new folder under runs/)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are option names (objective, budget, ...); command-line options win."),
-    as_json: Optional[bool] = typer.Option(None, "--json", help="Print the summary as JSON on stdout."),
-    no_plot: Optional[bool] = typer.Option(None, "--no-plot", help="Do not write pareto.png."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Do not write pareto.png."),
 ) -> None:
     given = {"objective": objective or None, "constraint": constraint or None, "budget": budget, "searcher": searcher,
              "seed": seed, "benchmark": benchmark, "data-dir": data_dir, "dedupe": dedupe, "out": out,
-             "json": as_json, "no-plot": no_plot}
+             "json": as_json or None, "no-plot": no_plot or None}  # a flag left out leaves the config's value
     options = _merge(given, _read_config(config) if config else {})
 
     from calnas.search import search

@@ -1,0 +1,233 @@
+"""Search quality: how close each searcher gets to the true Pareto front, and how fast.
+
+Tasks are real NATS-Bench tables that cover the whole TSS space, so the true front is known by
+enumeration: CIFAR-10 (acc, params) and CIFAR-100 (acc, flops) by default.
+
+For every task, searcher and seed, one search of the largest budget runs through
+``calnas.search``; smaller budgets are its prefixes. That is exact, not an approximation:
+samplers do not know the budget, so a run with budget 50 evaluates the first 50 architectures
+of a run with budget 500 (the script checks this once per searcher).
+
+Reported per task, searcher and budget, over the seeds:
+
+* hypervolume ratio to the true front (normalised space, reference 1.1; docs/search.md):
+  median and interquartile range;
+* true-front members found (median);
+* evaluations to reach a ratio of 0.95, 0.99 and 0.995 (median over seeds that reach it, and how
+  many seeds do within the largest budget).
+
+Files in ``--out`` (default ``runs/search-quality``): ``runs.csv`` (one row per run and budget),
+``summary.csv``, ``summary.md`` and ``anytime.png`` (median gap ``1 - ratio`` against evaluations, IQR band,
+log-log).
+
+Usage::
+
+    python benchmarks/search_quality.py --quick      # 5 seeds, budgets 50,100,200, no gp: ~1 min
+    python benchmarks/search_quality.py              # 20 seeds, budgets 50..500; gp 3 seeds at 50
+
+``gp`` (Optuna's GPSampler) costs seconds per trial, so it runs only up to ``--gp-budget``
+evaluations with ``--gp-seeds`` seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_TASKS = "nats-tss-cifar10:acc,params;nats-tss-cifar100:acc,flops"
+DEFAULT_SEARCHERS = "evolution,local,random,tpe,nsga2,nsga3,qmc,gp"
+THRESHOLDS = (0.95, 0.99, 0.995)
+GAP_FLOOR = 1e-5  # a found front equal to the true one has gap 0, which a log axis cannot show
+
+
+def anytime(result) -> tuple[np.ndarray, np.ndarray]:
+    """Hypervolume ratio and true-front members found after each evaluation of a result."""
+    from calnas import pareto
+
+    objectives = result.info["objectives"]
+    names = [o["name"] for o in objectives]
+    directions = [o["direction"] for o in objectives]
+    bounds = result.info["normalisation"]
+    best = pareto.as_minimisation([[bounds[n]["best"] for n in names]], directions)[0]
+    worst = pareto.as_minimisation([[bounds[n]["worst"] for n in names]], directions)[0]
+    points = pareto.normalise(pareto.as_minimisation(result.trials[names].to_numpy(), directions), best, worst)
+    reference = np.full(len(names), pareto.REFERENCE)
+    true_members = set(result.true_front["index"])
+    ratios = np.empty(len(points))
+    found = np.empty(len(points), dtype=int)
+    front = np.zeros((0, len(names)))
+    hv = 0.0
+    seen = 0
+    for i, (point, index) in enumerate(zip(points, result.trials["index"])):
+        seen += index in true_members
+        # Only a point that no front member dominates can change the hypervolume.
+        if not any(pareto.dominates(f, point) or np.array_equal(f, point) for f in front):
+            front = np.vstack([front[~np.array([pareto.dominates(point, f) for f in front], dtype=bool)], point])
+            hv = pareto.hypervolume(front, reference)
+        ratios[i] = hv / result.true_hypervolume
+        found[i] = seen
+    return ratios, found
+
+
+def one_run(job: tuple) -> dict:
+    task, objectives, searcher, seed, budget = job
+    import calnas
+
+    start = time.perf_counter()
+    result = calnas.search(task, objectives, budget=budget, searcher=searcher, seed=seed)
+    seconds = time.perf_counter() - start
+    ratios, found = anytime(result)
+    assert abs(ratios[-1] - result.hypervolume_ratio) < 1e-9  # the incremental front agrees
+    return {"task": f"{task}:{objectives}", "searcher": searcher, "seed": seed, "seconds": seconds,
+            "ratios": ratios, "found": found, "true_front_size": len(result.true_front),
+            "indices": result.trials["index"].to_numpy()}
+
+
+def check_prefix(task: str, objectives: str, searcher: str, budget: int, full: dict) -> None:
+    import calnas
+
+    short = calnas.search(task, objectives, budget=budget, searcher=searcher, seed=full["seed"])
+    if not np.array_equal(short.trials["index"].to_numpy(), full["indices"][:budget]):
+        raise SystemExit(f"{searcher}: a run of {budget} is not a prefix of a longer run; budgets cannot share runs")
+
+
+def summarise(runs: list[dict], budgets: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    for run in runs:
+        for budget in budgets:
+            if budget > len(run["ratios"]):
+                continue
+            row = {"task": run["task"], "searcher": run["searcher"], "seed": run["seed"], "budget": budget,
+                   "hv_ratio": run["ratios"][budget - 1], "true_front_found": run["found"][budget - 1],
+                   "true_front_size": run["true_front_size"]}
+            for t in THRESHOLDS:
+                reached = np.flatnonzero(run["ratios"][:budget] >= t)
+                row[f"evals_to_{t}"] = int(reached[0]) + 1 if reached.size else np.nan
+            rows.append(row)
+    per_run = pd.DataFrame(rows)
+    groups = per_run.groupby(["task", "searcher", "budget"], sort=False)
+    summary = groups.agg(
+        seeds=("seed", "size"),
+        hv_ratio_median=("hv_ratio", "median"),
+        hv_ratio_q25=("hv_ratio", lambda s: s.quantile(0.25)),
+        hv_ratio_q75=("hv_ratio", lambda s: s.quantile(0.75)),
+        found_median=("true_front_found", "median"),
+        true_front_size=("true_front_size", "first"),
+        **{f"evals_to_{t}_median": (f"evals_to_{t}", "median") for t in THRESHOLDS},
+        **{f"reached_{t}": (f"evals_to_{t}", "count") for t in THRESHOLDS},
+    ).reset_index()
+    return per_run, summary
+
+
+def markdown(summary: pd.DataFrame) -> str:
+    lines = []
+    for task, block in summary.groupby("task", sort=False):
+        lines += [f"### {task}", "",
+                  "| searcher | budget | seeds | HV ratio median [IQR] | true front found (median / size) | "
+                  + " | ".join(f"evals to {t} (reached)" for t in THRESHOLDS) + " |",
+                  "| --- | ---: | ---: | --- | --- |" + " --- |" * len(THRESHOLDS)]
+        for r in block.to_dict("records"):
+            cells = [r["searcher"], str(r["budget"]), str(r["seeds"]),
+                     f"{r['hv_ratio_median']:.4f} [{r['hv_ratio_q25']:.4f}, {r['hv_ratio_q75']:.4f}]",
+                     f"{r['found_median']:g} / {r['true_front_size']}"]
+            for t in THRESHOLDS:
+                med = r[f"evals_to_{t}_median"]
+                cells.append(f"{med:.0f} ({r[f'reached_{t}']}/{r['seeds']})" if med == med else f"- (0/{r['seeds']})")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    tasks = list(dict.fromkeys(r["task"] for r in runs))
+    figure = Figure(figsize=(6.5 * len(tasks), 4.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    for n, task in enumerate(tasks):
+        ax = figure.add_subplot(1, len(tasks), n + 1)
+        for searcher in dict.fromkeys(r["searcher"] for r in runs if r["task"] == task):
+            curves = [r["ratios"] for r in runs if r["task"] == task and r["searcher"] == searcher]
+            length = min(len(c) for c in curves)
+            stack = np.vstack([c[:length] for c in curves])
+            x = np.arange(1, length + 1)
+            # The gap to the true front on a log scale: ratios all crowd just under 1.
+            gap = np.clip(1.0 - stack, GAP_FLOOR, None)
+            q25, med, q75 = np.quantile(gap, [0.25, 0.5, 0.75], axis=0)
+            (line,) = ax.plot(x, med, label=f"{searcher} ({len(curves)} seeds)", linewidth=1.4)
+            ax.fill_between(x, q25, q75, color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(max(GAP_FLOOR, 1e-4), 0.2)
+        ax.set_xlabel("distinct architectures evaluated")
+        ax.set_ylabel("1 - hypervolume ratio (gap to the true front)")
+        ax.set_title(task, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="lower left")
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default=DEFAULT_TASKS, help="BENCHMARK:OBJECTIVES;... (default: %(default)s)")
+    parser.add_argument("--searchers", default=DEFAULT_SEARCHERS)
+    parser.add_argument("--budgets", default="50,100,200,500")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--gp-budget", type=int, default=50)
+    parser.add_argument("--gp-seeds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="5 seeds, budgets 50,100,200, no gp")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "search-quality")
+    args = parser.parse_args()
+    searchers = args.searchers.split(",")
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    seeds = args.seeds
+    if args.quick:
+        searchers = [s for s in searchers if s != "gp"]
+        budgets, seeds = [b for b in budgets if b <= 200] or budgets[:1], min(seeds, 5)
+    tasks = [t.rsplit(":", 1) for t in args.tasks.split(";")]
+
+    jobs = []
+    for task, objectives in tasks:
+        for searcher in searchers:
+            if searcher == "gp":
+                jobs += [(task, objectives, searcher, s, min(args.gp_budget, budgets[-1])) for s in range(args.gp_seeds)]
+            else:
+                jobs += [(task, objectives, searcher, s, budgets[-1]) for s in range(seeds)]
+    start = time.perf_counter()
+    # gp first: its runs are the longest, so the pool does not wait on them at the end.
+    jobs.sort(key=lambda j: j[2] != "gp")
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        runs = list(pool.map(one_run, jobs))
+    for searcher in searchers:
+        first = next(r for r in runs if r["searcher"] == searcher)
+        task, objectives = first["task"].rsplit(":", 1)
+        check_prefix(task, objectives, searcher, min(budgets[0], len(first["ratios"])), first)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    per_run, summary = summarise(runs, budgets)
+    per_run.to_csv(args.out / "runs.csv", index=False, float_format="%.6g")
+    summary.to_csv(args.out / "summary.csv", index=False, float_format="%.6g")
+    text = markdown(summary)
+    (args.out / "summary.md").write_text(text)
+    plot(runs, args.out / "anytime.png")
+    seconds = pd.DataFrame(runs).groupby(["task", "searcher"], sort=False)["seconds"].median()
+    print(text)
+    print("median seconds per run (largest budget):")
+    print(seconds.round(2).to_string())
+    print(f"\n{len(runs)} runs in {time.perf_counter() - start:.0f} s; files in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""How long `calnas search` takes, end to end, next to a bare Optuna script with the same sampler.
+
+Both run as fresh processes (interpreter start and imports included) and search 500
+architectures of the real NATS-Bench CIFAR-10 table for accuracy and parameter count:
+
+* calnas: ``python -m calnas search --benchmark nats-tss-cifar10 --objective acc,params
+  --budget 500 --seed 0 --searcher S --out DIR`` -- 500 *distinct* architectures, true front,
+  hypervolume, front.csv, trials.csv, summary.json and pareto.png;
+* bare Optuna: read the same embedded table with pandas, ``study.optimize`` for 500 trials
+  with the same sampler (calnas's own class for evolution/local, Optuna's for the others),
+  repeats included, nothing written.
+
+Usage::
+
+    python benchmarks/search_speed.py                      # evolution (= auto), nsga2, random
+    python benchmarks/search_speed.py --searchers evolution --repeat 9
+    python benchmarks/search_speed.py --objective acc,ece --benchmark digits-tss   # calnas only
+
+Prints the median and the fastest of ``--repeat`` runs of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BARE = r'''
+import sys, optuna, pandas as pd
+from importlib import resources
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+searcher, budget, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+data = resources.files("calnas") / "data"
+acc = pd.read_csv(data / "nats_tss_test_accuracy.csv.gz").set_index("arch")["cifar10_test_acc"] / 100
+meta = pd.read_csv(data / "tss_meta.csv.gz")
+arch_of = pd.read_csv(data / "nats_tss_test_accuracy.csv.gz")["arch"]
+params = dict(zip(arch_of[meta["index"]], meta["params_cifar10"]))
+ops = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+edges = ("edge_0_1", "edge_0_2", "edge_1_2", "edge_0_3", "edge_1_3", "edge_2_3")
+lookup = {a: (float(acc[a]), float(params[a])) for a in acc.index}
+
+def arch_string(p):
+    g = [p[e] for e in edges]
+    return f"|{g[0]}~0|+|{g[1]}~0|{g[2]}~1|+|{g[3]}~0|{g[4]}~1|{g[5]}~2|"
+
+if searcher in ("evolution", "local"):
+    sys.path.insert(0, sys.argv[4])
+    from calnas.spaces import TSS
+    from searchers.domain import Domain
+    from searchers.evolution import RegularizedEvolutionSampler
+    from searchers.local import LocalSearchSampler
+    archs = list(lookup)
+    cls = RegularizedEvolutionSampler if searcher == "evolution" else LocalSearchSampler
+    sampler = cls(Domain(TSS, archs, range(len(archs))), seed=seed)
+else:
+    sampler = {"random": optuna.samplers.RandomSampler, "nsga2": optuna.samplers.NSGAIISampler,
+               "nsga3": optuna.samplers.NSGAIIISampler, "tpe": optuna.samplers.TPESampler,
+               "qmc": optuna.samplers.QMCSampler}[searcher](seed=seed)
+study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+study.optimize(lambda t: lookup[arch_string({e: t.suggest_categorical(e, ops) for e in edges})], n_trials=budget)
+print(len(study.best_trials))
+'''
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one process; CPU time is less sensitive to other load."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--searchers", default="evolution,nsga2,random")
+    parser.add_argument("--budget", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--benchmark", default="nats-tss-cifar10")
+    parser.add_argument("--objective", default="acc,params")
+    args = parser.parse_args()
+    bare_ok = args.benchmark == "nats-tss-cifar10" and args.objective == "acc,params"
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for searcher in args.searchers.split(","):
+            calnas_cmd = [sys.executable, "-m", "calnas", "search", "--benchmark", args.benchmark,
+                          "--objective", args.objective, "--budget", str(args.budget), "--seed", str(args.seed),
+                          "--searcher", searcher, "--out", str(Path(tmp) / searcher), "--json"]
+            bare_cmd = [sys.executable, "-c", BARE, searcher, str(args.budget), str(args.seed), str(ROOT)]
+            calnas_times, bare_times = [], []
+            for _ in range(args.repeat):  # interleaved, so drifts in machine load hit both alike
+                calnas_times.append(timed(calnas_cmd))
+                if bare_ok:
+                    bare_times.append(timed(bare_cmd))
+            rows.append((searcher, calnas_times, bare_times))
+
+    print(f"{args.budget} architectures, {args.benchmark}, objectives {args.objective}, "
+          f"{args.repeat} runs each; seconds per whole process, wall (CPU)")
+    print(f"{'searcher':<10} {'calnas median':>16} {'calnas min':>16} {'bare median':>16} {'bare min':>16}")
+    for searcher, calnas_times, bare_times in rows:
+        print(f"{searcher:<10} {_cell(calnas_times, statistics.median)} {_cell(calnas_times, min)} "
+              f"{_cell(bare_times, statistics.median)} {_cell(bare_times, min)}")
+
+
+def _cell(times, pick) -> str:
+    if not times:
+        return f"{'-':>16}"
+    wall, cpu = pick(t[0] for t in times), pick(t[1] for t in times)
+    return f"{wall:8.2f} ({cpu:5.2f})"
+
+
+if __name__ == "__main__":
+    main()
