@@ -20,9 +20,9 @@ on time or hash order).
 from __future__ import annotations
 
 import json
+import random
 import sys
 import types
-import random
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
