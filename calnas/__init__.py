@@ -23,7 +23,7 @@ def __getattr__(name):
 
         return load_benchmark
     if name == "search":
-        from calnas.search import search
+        from calnas.searching import search
 
         return search
     if name == "get_space":

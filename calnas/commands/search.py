@@ -57,7 +57,7 @@ def search_cmd(
              "json": as_json or None, "no-plot": no_plot or None}  # a flag left out leaves the config's value
     options = _merge(given, _read_config(config) if config else {})
 
-    from calnas.search import search
+    from calnas.searching import search
 
     with _progress(enabled=not options["json"]) as advance:
         result = search(options["benchmark"], options["objective"], budget=options["budget"],

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
-import types
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -461,14 +459,3 @@ def _axis_label(objective: dict) -> str:
     if objective.get("column") and objective["column"] != name:
         name = f"{name} ({objective['column']})"
     return f"{name}, {arrow}"
-
-
-# `calnas.search` names both this module and the function: once the module is imported, Python
-# sets the package attribute to the module, which would shadow the lazy function in
-# calnas/__init__.py. Making the module callable keeps `calnas.search(...)` working either way.
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args, **kwargs) -> SearchResult:
-        return search(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
