@@ -140,3 +140,18 @@ def test_rows_serialise_to_json():
     row = load_benchmark("nats-tss-cifar10").row(0)
     json.dumps(row)
     assert isinstance(row["acc"], float) and isinstance(row["index"], int)
+
+
+def test_default_calibration_table_covers_space_with_cost_and_twins():
+    table = load_benchmark("digits-tss")
+    assert table.covers_space and table.space is TSS and table.dataset == "digits"
+    frame = table.frame
+    assert frame["evaluated_index"].nunique() == 6466
+    # Twins share their class's row: same metrics, evaluated_index = the class representative.
+    twins = frame[frame["iso"] == 0]
+    assert len(twins) == 8 and (twins["evaluated_index"] == 0).all()
+    assert twins["pre_ECE_15"].nunique() == 1 and twins["acc"].nunique() == 1
+    # Cost columns are the NATS-Bench network's on CIFAR-10 (the architecture as benchmarked).
+    c10 = load_benchmark("nats-tss-cifar10").frame
+    assert (frame["params"] == c10["params"]).all() and (frame["flops"] == c10["flops"]).all()
+    assert frame["acc"].between(0, 1).all() and frame["pre_ECE_15"].between(0, 1).all()
