@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/calnas search --objective acc,ece --budget 500 --seed 0 --out runs/default
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) runs
