@@ -167,6 +167,24 @@ def _unpickle(path: Path):
         return pickle.load(fh, encoding="latin1")
 
 
+def _read_batches(files, label_key: str, *, side: int, label_offset: int = 0, classes: int | None = None):
+    """Concatenate pickled batches of ``data`` (N x 3*side*side uint8) and labels.
+
+    ``classes`` keeps only labels below it (ImageNet16-120 is a 120-class subset of 1,000).
+    """
+    xs, ys = [], []
+    for f in files:
+        batch = _unpickle(f)
+        labels = np.asarray(batch[label_key], dtype=np.int64) - label_offset
+        data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, side, side)
+        if classes is not None:
+            keep = (labels >= 0) & (labels < classes)
+            data, labels = data[keep], labels[keep]
+        xs.append(data)
+        ys.append(labels)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def read_cifar(root, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """CIFAR-10/100 from the official python-pickle batches: uint8 NCHW images and labels.
 
@@ -188,16 +206,8 @@ def read_cifar(root, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
             f"expected the python version's {folder_name}/ folder"
         )
 
-    def read(files):
-        xs, ys = [], []
-        for f in files:
-            batch = _unpickle(f)
-            xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(batch[label_key], dtype=np.int64))
-        return np.concatenate(xs), np.concatenate(ys)
-
-    train_x, train_y = read(train_files)
-    test_x, test_y = read(test_files)
+    train_x, train_y = _read_batches(train_files, label_key, side=32)
+    test_x, test_y = _read_batches(test_files, label_key, side=32)
     return train_x, train_y, test_x, test_y
 
 
@@ -220,17 +230,7 @@ def read_imagenet16(root, classes: int = 120) -> tuple[np.ndarray, np.ndarray, n
             f"{'...' if len(missing) > 3 else ''}); expected NATS-Bench's ImageNet16/ folder"
         )
 
-    def read(files):
-        xs, ys = [], []
-        for f in files:
-            batch = _unpickle(f)
-            labels = np.asarray(batch["labels"], dtype=np.int64) - 1
-            keep = (labels >= 0) & (labels < classes)
-            data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 16, 16)
-            xs.append(data[keep])
-            ys.append(labels[keep])
-        return np.concatenate(xs), np.concatenate(ys)
-
-    train_x, train_y = read(train_files)
-    test_x, test_y = read([val_file])
+    # Labels are 1-based in these files.
+    train_x, train_y = _read_batches(train_files, "labels", side=16, label_offset=1, classes=classes)
+    test_x, test_y = _read_batches([val_file], "labels", side=16, label_offset=1, classes=classes)
     return train_x, train_y, test_x, test_y

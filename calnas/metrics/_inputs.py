@@ -147,6 +147,12 @@ class TopLabel:
     n_correct: np.ndarray  # (G,) correct samples per distinct confidence
 
     @classmethod
+    def checked(cls, probs, labels) -> "TopLabel":
+        """Validate raw user inputs, then summarise (the single-metric entry points use this)."""
+        p = check_probs(probs)
+        return cls.from_probs(p, check_labels(labels, p.shape[0], p.shape[1]))
+
+    @classmethod
     def from_probs(cls, probs: np.ndarray, labels: np.ndarray) -> "TopLabel":
         pred = probs.argmax(axis=1)
         conf = probs[np.arange(probs.shape[0]), pred]

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from calnas.errors import UserError
-from calnas.metrics._inputs import TopLabel, check_labels, check_probs
+from calnas.metrics._inputs import TopLabel
 
 KDE_GRID = np.linspace(-0.6, 1.6, num=2**14)
 MMCE_KERNEL_WIDTH = 0.4
@@ -132,21 +132,17 @@ def kdece_from(top: TopLabel) -> float:
 # --- single-metric entry points ------------------------------------------------------------
 
 
-def _top(probs, labels) -> TopLabel:
-    p = check_probs(probs)
-    return TopLabel.from_probs(p, check_labels(labels, p.shape[0], p.shape[1]))
-
 
 def ksce(probs, labels) -> float:
     """Kolmogorov-Smirnov calibration error of the top-label confidence."""
-    return ksce_from(_top(probs, labels))
+    return ksce_from(TopLabel.checked(probs, labels))
 
 
 def kdece(probs, labels) -> float:
     """Kernel-density ECE of Zhang et al. 2020 on the top-label confidence."""
-    return kdece_from(_top(probs, labels))
+    return kdece_from(TopLabel.checked(probs, labels))
 
 
 def mmce(probs, labels, width: float = MMCE_KERNEL_WIDTH) -> float:
     """MMCE of Kumar et al. 2018 with a Laplacian kernel of the given width."""
-    return mmce_from(_top(probs, labels), width)
+    return mmce_from(TopLabel.checked(probs, labels), width)

@@ -25,7 +25,7 @@ from typing import Iterable
 import numpy as np
 
 from calnas.errors import UserError
-from calnas.metrics._inputs import TopLabel, check_labels, check_probs
+from calnas.metrics._inputs import TopLabel
 
 DEFAULT_COVERAGE_TARGETS: tuple[float, ...] = (0.95, 0.99)
 
@@ -108,27 +108,23 @@ def selective_metrics(top: TopLabel, targets: Iterable[float]) -> dict[str, floa
 # --- single-metric entry points ------------------------------------------------------------
 
 
-def _top(probs, labels) -> TopLabel:
-    p = check_probs(probs)
-    return TopLabel.from_probs(p, check_labels(labels, p.shape[0], p.shape[1]))
-
 
 def auroc(probs, labels) -> float:
     """AUROC of the confidence for separating correct from incorrect predictions (ties = 1/2)."""
-    return auroc_from(_top(probs, labels))
+    return auroc_from(TopLabel.checked(probs, labels))
 
 
 def aurc(probs, labels) -> float:
     """Area under the risk-coverage curve (tie-averaged)."""
-    return aurc_from(_top(probs, labels))
+    return aurc_from(TopLabel.checked(probs, labels))
 
 
 def e_aurc(probs, labels) -> float:
     """AURC minus the AURC of a perfect ranking with the same accuracy."""
-    return e_aurc_from(_top(probs, labels))
+    return e_aurc_from(TopLabel.checked(probs, labels))
 
 
 def coverage_at_accuracy(probs, labels, target: float = 0.95) -> float:
     """Largest coverage whose selective accuracy is at least ``target`` (0.0 if none)."""
     (t,) = check_targets((target,))
-    return coverage_from(_top(probs, labels), t)
+    return coverage_from(TopLabel.checked(probs, labels), t)
