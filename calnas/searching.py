@@ -57,6 +57,7 @@ class _Prepared:
     archs: list[str]
     indices: np.ndarray
     keys: np.ndarray
+    classes: np.ndarray  # isomorphism class per row (TSS); the index where unknown (SSS)
     values: np.ndarray  # (n, k) in the user's directions
     points: np.ndarray  # (n, k) minimisation form
     constraint_violations: np.ndarray | None  # (n, m) amounts, 0 = satisfied
@@ -80,6 +81,11 @@ class SearchResult:
     exhausted: bool
     info: dict
     study: object = field(repr=False)
+    # Distinct objective vectors of the (feasible) true front, and how many of them the found
+    # front reaches. Unlike true_front_found (architectures), this does not count a point again
+    # for every isomorphic twin or identical row, so it reads the same on every table.
+    true_front_points: int = 0
+    true_front_points_found: int = 0
 
     def summary(self) -> dict:
         """Everything about the run as plain JSON-able values (what summary.json holds)."""
@@ -93,6 +99,8 @@ class SearchResult:
             "true_hypervolume": self.true_hypervolume,
             "hypervolume_ratio": self.hypervolume_ratio,
             "true_front_found": self.true_front_found,
+            "true_front_points": self.true_front_points,
+            "true_front_points_found": self.true_front_points_found,
         }
 
     def plot(self, path: str | Path | None = None):
@@ -182,6 +190,7 @@ def _prepare(table, spec, dedupe: str) -> _Prepared:
     archs = frame["arch"].to_numpy()[keep].tolist()
     indices = frame.index.to_numpy()[keep]
     keys = _dedupe_keys(table, dedupe)[keep]
+    classes = _dedupe_keys(table, "iso")[keep] if _has_iso(table) else indices
     values = values[keep]
     points = pareto.as_minimisation(values, spec.directions)
     violations = total = None
@@ -200,7 +209,12 @@ def _prepare(table, spec, dedupe: str) -> _Prepared:
             columns.setdefault(c.objective.column, raw[keep])
 
     front = _true_front(table, spec, points, total)
-    return _Prepared(table.space, archs, indices, keys, values, points, violations, total, columns, front)
+    return _Prepared(table.space, archs, indices, keys, classes, values, points, violations, total, columns, front)
+
+
+def _has_iso(table) -> bool:
+    """Whether the table's space has isomorphism classes (TSS; SSS has none)."""
+    return ("iso" in table.frame.columns and table.frame["iso"].notna().all()) or table.space.name == "tss"
 
 
 def _dedupe_keys(table, dedupe: str) -> np.ndarray:
@@ -279,7 +293,7 @@ def _run_study(prepared: _Prepared, spec, searcher_name: str, seed: int, budget:
     from searchers.domain import Domain
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    domain = Domain(prepared.space, prepared.archs, prepared.indices, prepared.keys)
+    domain = Domain(prepared.space, prepared.archs, prepared.indices, prepared.keys, prepared.classes)
     constrained = prepared.violation is not None
     sampler = searchers.make(searcher_name, domain, seed=seed, constraints_func=constraints_func(constrained))
     constraint_names = [c.text for c in spec.constraints]
@@ -345,6 +359,10 @@ def _result(table, spec, prepared: _Prepared, run: _Run, requested: str, searche
     ratio = hv / front.hypervolume if front.hypervolume > 0 else None
     found_keys = set(prepared.keys[order].tolist())
     found = sum(1 for p in front.positions if int(prepared.keys[p]) in found_keys)
+    true_feasible = front.positions if prepared.violation is None else \
+        front.positions[prepared.violation[front.positions] <= 0]
+    true_points = {tuple(v) for v in prepared.points[true_feasible].tolist()}
+    points_found = len(true_points & {tuple(v) for v in points[feasible_front].tolist()})
 
     trials = _frame(prepared, order, leading={"trial": np.arange(len(order))})
     front_frame = _frame(prepared, order[in_front], leading={"rank": np.arange(1, len(in_front) + 1)})
@@ -372,7 +390,7 @@ def _result(table, spec, prepared: _Prepared, run: _Run, requested: str, searche
         f"monte-carlo ({pareto.MC_SAMPLES} samples, seed 0)",
     }
     return SearchResult(trials, front_frame, true_frame, hv, front.hypervolume, ratio, found, len(order),
-                        run.exhausted, info, run.study)
+                        run.exhausted, info, run.study, len(true_points), points_found)
 
 
 def _natural(value: float, objective) -> float:

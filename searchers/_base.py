@@ -61,6 +61,7 @@ class History:
     violations: list[float] = field(default_factory=list)  # 0 = feasible
     seen: set[int] = field(default_factory=set)  # dedupe keys of every completed trial
     done: set[int] = field(default_factory=set)  # trial numbers already folded in
+    classes: set[int] = field(default_factory=set)  # isomorphism classes evaluated
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -131,6 +132,7 @@ class DomainSampler(BaseSampler):
             if key in history.seen:
                 continue  # a repeat answered from the driver's cache: no new information
             history.seen.add(key)
+            history.classes.add(self._domain.class_of(pos))
             history.positions.append(pos)
             history.values.append(tuple(s * v for s, v in zip(signs, trial.values)))
             history.violations.append(self._violation(trial))

@@ -22,11 +22,15 @@ _RANDOM_TRIES = 64
 
 
 class Domain:
-    def __init__(self, space: Space, archs: Sequence[str], indices: Sequence[int], keys: Sequence[int] | None = None):
+    def __init__(self, space: Space, archs: Sequence[str], indices: Sequence[int], keys: Sequence[int] | None = None,
+                 classes: Sequence[int] | None = None):
         self.space = space
         self.archs = list(archs)
         self.indices = np.asarray(indices, dtype=np.int64)
         self.keys = self.indices if keys is None else np.asarray(keys, dtype=np.int64)
+        # Isomorphism class of every position (TSS; architectures that compute the same
+        # function share one); None when unknown, then every architecture is its own class.
+        self.classes = self.keys if classes is None else np.asarray(classes, dtype=np.int64)
         self._position = {arch: pos for pos, arch in enumerate(self.archs)}
         self._neighbours: dict[int, list[int]] = {}
 
@@ -59,6 +63,21 @@ class Domain:
 
     def key(self, pos: int) -> int:
         return int(self.keys[pos])
+
+    def class_of(self, pos: int) -> int:
+        return int(self.classes[pos])
+
+    def random_unseen_class(self, rng: random.Random, seen_classes: set[int]) -> int | None:
+        """A random architecture whose class is not in ``seen_classes``."""
+        n = len(self.archs)
+        for _ in range(_RANDOM_TRIES):
+            pos = rng.randrange(n)
+            if int(self.classes[pos]) not in seen_classes:
+                return pos
+        unseen = np.flatnonzero(~np.isin(self.classes, np.fromiter(seen_classes, dtype=np.int64, count=len(seen_classes))))
+        if unseen.size == 0:
+            return None
+        return int(unseen[rng.randrange(unseen.size)])
 
     # -- moves -------------------------------------------------------------------------------
     def random_unseen(self, rng: random.Random, seen: set[int] | frozenset[int]) -> int | None:

@@ -8,6 +8,8 @@
   broken by the larger crowding distance (diversity), then by age.
 * The child is a one-edge (TSS) / one-layer (SSS) mutation of the winner that has not been
   evaluated; after ``mutation_tries`` failed attempts it is a random unseen architecture.
+* "Evaluated" covers isomorphic twins (TSS): a child or random draw whose isomorphism class has
+  been evaluated is skipped, since it computes the same function.
 
 With one objective the rank is the plain ordering and this is the original algorithm.
 """
@@ -35,7 +37,7 @@ class RegularizedEvolutionSampler(DomainSampler):
     def propose(self, study, history: History) -> int | None:
         rng, domain = self._rng, self._domain
         if len(history) < self.population_size:
-            return domain.random_unseen(rng, history.seen)
+            return domain.random_unseen_class(rng, history.classes)
         start = len(history) - self.population_size
         ranks, crowding = selection_keys(history.points(start), history.violation_array(start))
         contenders = rng.sample(range(self.population_size), self.sample_size)
@@ -44,6 +46,6 @@ class RegularizedEvolutionSampler(DomainSampler):
         parent = history.positions[start + winner]
         for _ in range(self.mutation_tries):
             child = domain.mutate(parent, rng)
-            if child is not None and domain.key(child) not in history.seen:
+            if child is not None and domain.class_of(child) not in history.classes:
                 return child
-        return domain.random_unseen(rng, history.seen)
+        return domain.random_unseen_class(rng, history.classes)

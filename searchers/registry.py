@@ -13,8 +13,8 @@ from typing import Callable
 
 from calnas.errors import UserError
 
-# What `auto` means: the searcher benchmarks/search_quality.py found best on the real NATS-Bench
-# tables (docs/search.md has the numbers). Revisit when calibration tables are searched.
+# What `auto` means: the searcher benchmarks/search_quality.py found best on the embedded digits
+# calibration table and the real NATS-Bench tables (benchmarks/README.md has the numbers).
 AUTO = "local"
 
 
@@ -57,7 +57,7 @@ SEARCHERS: dict[str, SearcherInfo] = {
     info.name: info
     for info in (
         SearcherInfo("evolution", "regularized evolution, non-dominated tournament, one-edge mutation", _evolution),
-        SearcherInfo("local", "Pareto local search over one-edge neighbours after 25 random starts", _local),
+        SearcherInfo("local", "Pareto local search over one-edge neighbours after 25 random starts, skipping isomorphic twins", _local),
         SearcherInfo("random", "uniform random architectures (Optuna RandomSampler)", _module("random_search")),
         SearcherInfo("tpe", "Optuna multivariate TPE (slower per trial)", _module("tpe")),
         SearcherInfo("nsga2", "Optuna NSGA-II", _module("nsga", "make_nsga2")),

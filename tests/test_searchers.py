@@ -104,8 +104,25 @@ def test_dedupe_iso_counts_isomorphism_classes(c10):
     result = calnas.search(c10, "acc,params", budget=200, searcher="evolution", seed=2, dedupe="iso")
     iso = c10.frame.loc[result.trials["index"], "iso"]
     assert iso.is_unique and result.evaluations == 200
-    plain = calnas.search(c10, "acc,params", budget=200, searcher="evolution", seed=2)
+    plain = calnas.search(c10, "acc,params", budget=200, searcher="random", seed=2)
     assert not c10.frame.loc[plain.trials["index"], "iso"].is_unique  # twins do occur without it
+
+
+@pytest.mark.parametrize("name", ["local", "evolution"])
+def test_own_searchers_skip_isomorphic_twins(c10, name):
+    # Twins compute the same function: calnas's own searchers never spend budget on one, even
+    # when the budget counts architectures (dedupe="arch").
+    result = calnas.search(c10, "acc,params", budget=300, searcher=name, seed=1)
+    assert c10.frame.loc[result.trials["index"], "iso"].is_unique and result.evaluations == 300
+
+
+def test_true_front_points_count_distinct_vectors():
+    result = calnas.search(None, "acc,ece", budget=60, searcher="local", seed=0)
+    distinct = result.true_front[["acc", "ece"]].drop_duplicates()
+    assert result.true_front_points == len(distinct) < len(result.true_front)
+    found = result.front[["acc", "ece"]].drop_duplicates().merge(distinct)
+    assert result.true_front_points_found == len(found)
+    assert result.summary()["true_front_points"] == result.true_front_points
 
 
 def test_small_table_is_exhausted_not_looped(tmp_path):
