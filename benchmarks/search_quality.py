@@ -1,7 +1,8 @@
 """Search quality: how close each searcher gets to the true Pareto front, and how fast.
 
-Tasks are real NATS-Bench tables that cover the whole TSS space, so the true front is known by
-enumeration: CIFAR-10 (acc, params) and CIFAR-100 (acc, flops) by default.
+Tasks are tables that cover the whole TSS space, so the true front is known by enumeration: the
+embedded digits calibration table (acc, ece) and (acc, post_ece_15, params), and the real
+NATS-Bench tables CIFAR-10 (acc, params) and CIFAR-100 (acc, flops) by default.
 
 For every task, searcher and seed, one search of the largest budget runs through
 ``calnas.search``; smaller budgets are its prefixes. That is exact, not an approximation:
@@ -12,9 +13,21 @@ Reported per task, searcher and budget, over the seeds:
 
 * hypervolume ratio to the true front (normalised space, reference 1.1; docs/search.md):
   median and interquartile range;
-* true-front members found (median);
-* evaluations to reach a ratio of 0.95, 0.99 and 0.995 (median over seeds that reach it, and how
-  many seeds do within the largest budget).
+* true-front points found: distinct objective vectors of the true front that the found front
+  reaches (median). On the digits table isomorphic twins have identical rows, so the 357
+  true-front *architectures* of (acc, ece) are only 19 distinct points (26 isomorphism classes);
+  counting architectures would reward evaluating twins;
+* evaluations to reach a ratio of 0.95 and 0.99 (median over the seeds, a seed that does not
+  reach it within the largest budget counting as never, so the median is "-" when fewer than
+  half do; how many seeds do in brackets).
+
+How the budget is counted. ``calnas.search`` counts *distinct architectures*: a repeat proposal
+is answered from the cache at no cost. calnas's own searchers never repeat (nor propose an
+isomorphic twin of an evaluated architecture); Optuna's samplers do, so under that counting they
+get their repeats free. A user running Optuna directly would set ``n_trials = budget`` and pay
+for every trial, so for every Optuna sampler the script also reports ``NAME@trials``: the same
+runs, with the ratio read after ``budget`` *trials* (repeats and failed proposals included).
+The plain rows are the comparison most favourable to the peers.
 
 Files in ``--out`` (default ``runs/search-quality``): ``runs.csv`` (one row per run and budget),
 ``summary.csv``, ``summary.md`` and ``anytime.png`` (median gap ``1 - ratio`` against evaluations, IQR band,
@@ -44,9 +57,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_TASKS = "nats-tss-cifar10:acc,params;nats-tss-cifar100:acc,flops"
-DEFAULT_SEARCHERS = "evolution,local,random,tpe,nsga2,nsga3,qmc,gp"
-THRESHOLDS = (0.95, 0.99, 0.995)
+DEFAULT_TASKS = ("digits-tss:acc,ece;digits-tss:acc,post_ece_15,params;"
+                 "nats-tss-cifar10:acc,params;nats-tss-cifar100:acc,flops")
+DEFAULT_SEARCHERS = "local,evolution,random,tpe,nsga2,nsga3,gp"
+OWN = ("local", "evolution", "auto")  # calnas's samplers: one trial per distinct architecture
+THRESHOLDS = (0.95, 0.99)
 GAP_FLOOR = 1e-5  # a found front equal to the true one has gap 0, which a log axis cannot show
 
 
@@ -62,35 +77,65 @@ def anytime(result) -> tuple[np.ndarray, np.ndarray]:
     worst = pareto.as_minimisation([[bounds[n]["worst"] for n in names]], directions)[0]
     points = pareto.normalise(pareto.as_minimisation(result.trials[names].to_numpy(), directions), best, worst)
     reference = np.full(len(names), pareto.REFERENCE)
-    true_members = set(result.true_front["index"])
+    true_points = {tuple(p) for p in pareto.normalise(
+        pareto.as_minimisation(result.true_front[names].to_numpy(), directions), best, worst).tolist()}
     ratios = np.empty(len(points))
     found = np.empty(len(points), dtype=int)
     front = np.zeros((0, len(names)))
     hv = 0.0
-    seen = 0
-    for i, (point, index) in enumerate(zip(points, result.trials["index"])):
-        seen += index in true_members
+    reached: set[tuple] = set()
+    for i, point in enumerate(points):
+        key = tuple(point.tolist())
+        if key in true_points:
+            reached.add(key)
         # Only a point that no front member dominates can change the hypervolume.
         if not any(pareto.dominates(f, point) or np.array_equal(f, point) for f in front):
             front = np.vstack([front[~np.array([pareto.dominates(point, f) for f in front], dtype=bool)], point])
             hv = pareto.hypervolume(front, reference)
         ratios[i] = hv / result.true_hypervolume
-        found[i] = seen
+        found[i] = len(reached)
     return ratios, found
 
 
-def one_run(job: tuple) -> dict:
+def trials_to_distinct(result) -> np.ndarray:
+    """Distinct architectures evaluated after each Optuna trial (repeats and failures included)."""
+    from optuna.trial import TrialState
+
+    counts, n = [], 0
+    for trial in result.study.get_trials(deepcopy=False):
+        if trial.state == TrialState.COMPLETE and "calnas_repeat_of" not in trial.user_attrs:
+            n += 1
+        counts.append(n)
+    return np.asarray(counts, dtype=int)
+
+
+_TABLES: dict = {}  # per worker process: each table is read once, its true fronts then cached
+
+
+def one_run(job: tuple) -> list[dict]:
     task, objectives, searcher, seed, budget = job
     import calnas
 
+    table = _TABLES.get(task)
+    if table is None:
+        table = _TABLES[task] = calnas.load_benchmark(task)
     start = time.perf_counter()
-    result = calnas.search(task, objectives, budget=budget, searcher=searcher, seed=seed)
+    result = calnas.search(table, objectives, budget=budget, searcher=searcher, seed=seed)
     seconds = time.perf_counter() - start
     ratios, found = anytime(result)
     assert abs(ratios[-1] - result.hypervolume_ratio) < 1e-9  # the incremental front agrees
-    return {"task": f"{task}:{objectives}", "searcher": searcher, "seed": seed, "seconds": seconds,
-            "ratios": ratios, "found": found, "true_front_size": len(result.true_front),
-            "indices": result.trials["index"].to_numpy()}
+    assert found[-1] == result.true_front_points_found
+    run = {"task": f"{task}:{objectives}", "searcher": searcher, "seed": seed, "seconds": seconds,
+           "ratios": ratios, "found": found, "true_front_size": result.true_front_points,
+           "indices": result.trials["index"].to_numpy()}
+    if searcher in OWN:
+        return [run]
+    # The same run read per Optuna trial: what n_trials = budget buys.
+    distinct = trials_to_distinct(result)
+    at = np.maximum(distinct - 1, 0)
+    per_trial = {**run, "searcher": f"{searcher}@trials", "indices": None,
+                 "ratios": np.where(distinct > 0, ratios[at], 0.0), "found": np.where(distinct > 0, found[at], 0)}
+    return [run, per_trial]
 
 
 def check_prefix(task: str, objectives: str, searcher: str, budget: int, full: dict) -> None:
@@ -108,7 +153,7 @@ def summarise(runs: list[dict], budgets: list[int]) -> tuple[pd.DataFrame, pd.Da
             if budget > len(run["ratios"]):
                 continue
             row = {"task": run["task"], "searcher": run["searcher"], "seed": run["seed"], "budget": budget,
-                   "hv_ratio": run["ratios"][budget - 1], "true_front_found": run["found"][budget - 1],
+                   "hv_ratio": run["ratios"][budget - 1], "true_front_points_found": run["found"][budget - 1],
                    "true_front_size": run["true_front_size"]}
             for t in THRESHOLDS:
                 reached = np.flatnonzero(run["ratios"][:budget] >= t)
@@ -121,19 +166,27 @@ def summarise(runs: list[dict], budgets: list[int]) -> tuple[pd.DataFrame, pd.Da
         hv_ratio_median=("hv_ratio", "median"),
         hv_ratio_q25=("hv_ratio", lambda s: s.quantile(0.25)),
         hv_ratio_q75=("hv_ratio", lambda s: s.quantile(0.75)),
-        found_median=("true_front_found", "median"),
+        found_median=("true_front_points_found", "median"),
         true_front_size=("true_front_size", "first"),
-        **{f"evals_to_{t}_median": (f"evals_to_{t}", "median") for t in THRESHOLDS},
+        **{f"evals_to_{t}_median": (f"evals_to_{t}", _median_never) for t in THRESHOLDS},
         **{f"reached_{t}": (f"evals_to_{t}", "count") for t in THRESHOLDS},
     ).reset_index()
     return per_run, summary
+
+
+def _median_never(values: pd.Series) -> float:
+    """Median with seeds that never reach the threshold counted as infinitely late (NaN if the
+    median falls among them)."""
+    filled = values.fillna(np.inf).sort_values().to_numpy()
+    med = float(np.median(filled)) if len(filled) else np.nan
+    return med if np.isfinite(med) else np.nan
 
 
 def markdown(summary: pd.DataFrame) -> str:
     lines = []
     for task, block in summary.groupby("task", sort=False):
         lines += [f"### {task}", "",
-                  "| searcher | budget | seeds | HV ratio median [IQR] | true front found (median / size) | "
+                  "| searcher | budget | seeds | HV ratio median [IQR] | true-front points found (median / total) | "
                   + " | ".join(f"evals to {t} (reached)" for t in THRESHOLDS) + " |",
                   "| --- | ---: | ---: | --- | --- |" + " --- |" * len(THRESHOLDS)]
         for r in block.to_dict("records"):
@@ -142,7 +195,8 @@ def markdown(summary: pd.DataFrame) -> str:
                      f"{r['found_median']:g} / {r['true_front_size']}"]
             for t in THRESHOLDS:
                 med = r[f"evals_to_{t}_median"]
-                cells.append(f"{med:.0f} ({r[f'reached_{t}']}/{r['seeds']})" if med == med else f"- (0/{r['seeds']})")
+                cells.append(f"{med:.0f} ({r[f'reached_{t}']}/{r['seeds']})" if med == med
+                             else f"- ({r[f'reached_{t}']}/{r['seeds']})")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -153,11 +207,15 @@ def plot(runs: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
 
     tasks = list(dict.fromkeys(r["task"] for r in runs))
-    figure = Figure(figsize=(6.5 * len(tasks), 4.6), layout="constrained")
+    cols = min(2, len(tasks))
+    rows = -(-len(tasks) // cols)
+    figure = Figure(figsize=(6.5 * cols, 4.6 * rows), layout="constrained")
     FigureCanvasAgg(figure)
     for n, task in enumerate(tasks):
-        ax = figure.add_subplot(1, len(tasks), n + 1)
+        ax = figure.add_subplot(rows, cols, n + 1)
         for searcher in dict.fromkeys(r["searcher"] for r in runs if r["task"] == task):
+            if searcher.endswith("@trials"):
+                continue  # the plot counts distinct architectures; the tables have both
             curves = [r["ratios"] for r in runs if r["task"] == task and r["searcher"] == searcher]
             length = min(len(c) for c in curves)
             stack = np.vstack([c[:length] for c in curves])
@@ -165,7 +223,8 @@ def plot(runs: list[dict], path: Path) -> None:
             # The gap to the true front on a log scale: ratios all crowd just under 1.
             gap = np.clip(1.0 - stack, GAP_FLOOR, None)
             q25, med, q75 = np.quantile(gap, [0.25, 0.5, 0.75], axis=0)
-            (line,) = ax.plot(x, med, label=f"{searcher} ({len(curves)} seeds)", linewidth=1.4)
+            label = "local (= auto)" if searcher == "local" else searcher
+            (line,) = ax.plot(x, med, label=f"{label} ({len(curves)} seeds)", linewidth=2.2 if searcher == "local" else 1.2)
             ax.fill_between(x, q25, q75, color=line.get_color(), alpha=0.15, linewidth=0)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -186,7 +245,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--gp-budget", type=int, default=50)
     parser.add_argument("--gp-seeds", type=int, default=3)
+    parser.add_argument("--gp-tasks", type=int, default=1, help="gp runs on the first N tasks only")
     parser.add_argument("--quick", action="store_true", help="5 seeds, budgets 50,100,200, no gp")
+    parser.add_argument("--png", type=Path, default=None, help="also copy anytime.png here")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "search-quality")
     args = parser.parse_args()
@@ -196,12 +257,14 @@ def main() -> None:
     if args.quick:
         searchers = [s for s in searchers if s != "gp"]
         budgets, seeds = [b for b in budgets if b <= 200] or budgets[:1], min(seeds, 5)
-    tasks = [t.rsplit(":", 1) for t in args.tasks.split(";")]
+    tasks = [tuple(t.rsplit(":", 1)) for t in args.tasks.split(";")]
 
     jobs = []
     for task, objectives in tasks:
         for searcher in searchers:
             if searcher == "gp":
+                if (task, objectives) not in tasks[:args.gp_tasks]:
+                    continue
                 jobs += [(task, objectives, searcher, s, min(args.gp_budget, budgets[-1])) for s in range(args.gp_seeds)]
             else:
                 jobs += [(task, objectives, searcher, s, budgets[-1]) for s in range(seeds)]
@@ -209,7 +272,7 @@ def main() -> None:
     # gp first: its runs are the longest, so the pool does not wait on them at the end.
     jobs.sort(key=lambda j: j[2] != "gp")
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        runs = list(pool.map(one_run, jobs))
+        runs = [run for pair in pool.map(one_run, jobs) for run in pair]
     for searcher in searchers:
         first = next(r for r in runs if r["searcher"] == searcher)
         task, objectives = first["task"].rsplit(":", 1)
@@ -222,6 +285,8 @@ def main() -> None:
     text = markdown(summary)
     (args.out / "summary.md").write_text(text)
     plot(runs, args.out / "anytime.png")
+    if args.png is not None:
+        plot(runs, args.png)
     seconds = pd.DataFrame(runs).groupby(["task", "searcher"], sort=False)["seconds"].median()
     print(text)
     print("median seconds per run (largest budget):")
