@@ -36,7 +36,9 @@ log-log).
 Usage::
 
     python benchmarks/search_quality.py --quick      # 5 seeds, budgets 50,100,200, no gp: ~1 min
-    python benchmarks/search_quality.py              # 20 seeds, budgets 50..500; gp 3 seeds at 50
+    python benchmarks/search_quality.py --gp-budget 50 --gp-seeds 3   # 20 seeds, budgets 50..500
+
+``@trials`` rows read Optuna samplers' runs per trial (n_trials = budget); see benchmarks/README.md.
 
 ``gp`` (Optuna's GPSampler) costs seconds per trial, so it runs only up to ``--gp-budget``
 evaluations with ``--gp-seeds`` seeds.
