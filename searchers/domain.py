@@ -69,28 +69,12 @@ class Domain:
 
     def random_unseen_class(self, rng: random.Random, seen_classes: set[int]) -> int | None:
         """A random architecture whose class is not in ``seen_classes``."""
-        n = len(self.archs)
-        for _ in range(_RANDOM_TRIES):
-            pos = rng.randrange(n)
-            if int(self.classes[pos]) not in seen_classes:
-                return pos
-        unseen = np.flatnonzero(~np.isin(self.classes, np.fromiter(seen_classes, dtype=np.int64, count=len(seen_classes))))
-        if unseen.size == 0:
-            return None
-        return int(unseen[rng.randrange(unseen.size)])
+        return _random_position_outside(self.classes, rng, seen_classes)
 
     # -- moves -------------------------------------------------------------------------------
     def random_unseen(self, rng: random.Random, seen: set[int] | frozenset[int]) -> int | None:
         """A uniformly random architecture whose key is not in ``seen``; None when none is left."""
-        n = len(self.archs)
-        for _ in range(_RANDOM_TRIES):
-            pos = rng.randrange(n)
-            if int(self.keys[pos]) not in seen:
-                return pos
-        unseen = np.flatnonzero(~np.isin(self.keys, np.fromiter(seen, dtype=np.int64, count=len(seen))))
-        if unseen.size == 0:
-            return None
-        return int(unseen[rng.randrange(unseen.size)])
+        return _random_position_outside(self.keys, rng, seen)
 
     def neighbours(self, pos: int) -> list[int]:
         """Positions of the one-edge / one-layer neighbours that the table has."""
@@ -106,3 +90,19 @@ class Domain:
 
     def unseen(self, positions: Iterable[int], seen: set[int]) -> list[int]:
         return [p for p in positions if int(self.keys[p]) not in seen]
+
+
+def _random_position_outside(values: np.ndarray, rng: random.Random, seen) -> int | None:
+    """A uniformly random position whose value is not in ``seen``; None when none is left.
+
+    Rejection sampling first (cheap while little is seen), then an exact draw over what is left.
+    """
+    n = len(values)
+    for _ in range(_RANDOM_TRIES):
+        pos = rng.randrange(n)
+        if int(values[pos]) not in seen:
+            return pos
+    unseen = np.flatnonzero(~np.isin(values, np.fromiter(seen, dtype=np.int64, count=len(seen))))
+    if unseen.size == 0:
+        return None
+    return int(unseen[rng.randrange(unseen.size)])

@@ -201,6 +201,11 @@ def top_label_bin_stats(top: TopLabel, n_bins: int, equal_mass: bool = False) ->
 # --- single-metric entry points ------------------------------------------------------------
 
 
+def _top_label_metric(probs, labels, n_bins: int, key: str) -> float:
+    (b,) = check_bins(n_bins)
+    return top_label_binned(TopLabel.checked(probs, labels), (b,))[b][key]
+
+
 def _prepare(probs, labels) -> tuple[np.ndarray, np.ndarray]:
     p = check_probs(probs)
     return p, check_labels(labels, p.shape[0], p.shape[1])
@@ -208,23 +213,17 @@ def _prepare(probs, labels) -> tuple[np.ndarray, np.ndarray]:
 
 def ece(probs, labels, n_bins: int = 15) -> float:
     """Top-label ECE with equal-width bins (``lo < c <= hi``)."""
-    p, y = _prepare(probs, labels)
-    (b,) = check_bins(n_bins)
-    return top_label_binned(TopLabel.from_probs(p, y), (b,))[b]["ECE"]
+    return _top_label_metric(probs, labels, n_bins, "ECE")
 
 
 def ece_em(probs, labels, n_bins: int = 15) -> float:
     """Top-label ECE with equal-mass bins (uncertainty-calibration ``get_ece_em`` scheme)."""
-    p, y = _prepare(probs, labels)
-    (b,) = check_bins(n_bins)
-    return top_label_binned(TopLabel.from_probs(p, y), (b,))[b]["ECE_em"]
+    return _top_label_metric(probs, labels, n_bins, "ECE_em")
 
 
 def mce(probs, labels, n_bins: int = 15) -> float:
     """Maximum calibration error: the largest per-bin gap over non-empty equal-width bins."""
-    p, y = _prepare(probs, labels)
-    (b,) = check_bins(n_bins)
-    return top_label_binned(TopLabel.from_probs(p, y), (b,))[b]["MCE"]
+    return _top_label_metric(probs, labels, n_bins, "MCE")
 
 
 def classwise_ece(probs, labels, n_bins: int = 15) -> float:
