@@ -59,10 +59,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from searchers.registry import AUTO  # noqa: E402  (needs the path above when calnas is not installed)
+
 DEFAULT_TASKS = ("digits-tss:acc,ece;digits-tss:acc,post_ece_15,params;"
                  "nats-tss-cifar10:acc,params;nats-tss-cifar100:acc,flops")
-DEFAULT_SEARCHERS = "local,evolution,random,tpe,nsga2,nsga3,gp"
-OWN = ("local", "evolution", "auto")  # calnas's samplers: one trial per distinct architecture
+DEFAULT_SEARCHERS = "guided,local,evolution,random,tpe,nsga2,nsga3,gp"
+OWN = ("guided", "local", "evolution", "auto")  # calnas's samplers: one trial per distinct architecture
 THRESHOLDS = (0.95, 0.99)
 GAP_FLOOR = 1e-5  # a found front equal to the true one has gap 0, which a log axis cannot show
 
@@ -225,8 +227,8 @@ def plot(runs: list[dict], path: Path) -> None:
             # The gap to the true front on a log scale: ratios all crowd just under 1.
             gap = np.clip(1.0 - stack, GAP_FLOOR, None)
             q25, med, q75 = np.quantile(gap, [0.25, 0.5, 0.75], axis=0)
-            label = "local (= auto)" if searcher == "local" else searcher
-            (line,) = ax.plot(x, med, label=f"{label} ({len(curves)} seeds)", linewidth=2.2 if searcher == "local" else 1.2)
+            label = f"{searcher} (= auto)" if searcher == AUTO else searcher
+            (line,) = ax.plot(x, med, label=f"{label} ({len(curves)} seeds)", linewidth=2.2 if searcher == AUTO else 1.2)
             ax.fill_between(x, q25, q75, color=line.get_color(), alpha=0.15, linewidth=0)
         ax.set_xscale("log")
         ax.set_yscale("log")

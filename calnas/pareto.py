@@ -272,3 +272,51 @@ def _hv(pts: np.ndarray, ref: np.ndarray) -> float:
         head = head[nondominated_mask(head)]
         total += depth * _hv(head, ref[:-1])
     return total
+
+
+def hypervolume_improvements(front, candidates, reference) -> np.ndarray:
+    """How much each candidate point alone would add to the hypervolume of ``front``.
+
+    Exact, and vectorised over the candidates for 2 and 3 objectives (a search scores hundreds
+    of candidates per proposal): in 2-D the staircase of ``front`` is cut into boxes; in 3-D the
+    space is cut into slabs between consecutive values of the last objective, in each of which
+    the front is a fixed 2-D staircase. Beyond that, one :func:`hypervolume` per candidate.
+    """
+    ref = np.asarray(reference, dtype=float).ravel()
+    cands = np.asarray(candidates, dtype=float).reshape(-1, ref.size)
+    pts, ref = _hv_points(front, ref)
+    if len(cands) == 0:
+        return np.zeros(0)
+    if ref.size == 2:
+        return _improvements_2d(pts, cands, ref)
+    if ref.size == 3:
+        pts = pts[np.argsort(pts[:, 2], kind="stable")]
+        levels = np.append(pts[:, 2], ref[2])
+        out = np.zeros(len(cands))
+        for i in range(len(levels)):
+            # Between levels[i-1] and levels[i] the front is pts[:i] seen from above.
+            low = levels[i - 1] if i else -np.inf
+            thickness = np.clip(levels[i] - np.maximum(low, cands[:, 2]), 0, None)
+            if np.any(thickness > 0):
+                active = pts[:i, :2]
+                active = active[nondominated_mask(active)] if len(active) else active
+                out += thickness * _improvements_2d(active, cands[:, :2], ref[:2])
+        return out
+    out = np.zeros(len(cands))
+    base = hypervolume(pts, ref) if len(pts) else 0.0
+    inside = np.all(cands < ref, axis=1)
+    if len(pts):
+        inside &= ~np.any(np.all(pts[None, :, :] <= cands[:, None, :], axis=2), axis=1)
+    for i in np.flatnonzero(inside):
+        out[i] = hypervolume(np.vstack([pts, cands[i]]), ref) - base
+    return out
+
+
+def _improvements_2d(pts: np.ndarray, cands: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    s = pts[np.argsort(pts[:, 0])] if len(pts) else np.zeros((0, 2))
+    # Box i spans [x_i, x_{i+1}) below height h_i, the staircase's second objective there.
+    lefts = np.concatenate([[-np.inf], s[:, 0]])
+    rights = np.concatenate([s[:, 0], [ref[0]]])
+    heights = np.concatenate([[ref[1]], s[:, 1]])
+    widths = np.clip(np.minimum(rights, ref[0])[None, :] - np.maximum(lefts[None, :], cands[:, [0]]), 0, None)
+    return (widths * np.clip(heights[None, :] - cands[:, [1]], 0, None)).sum(axis=1)

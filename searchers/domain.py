@@ -33,6 +33,8 @@ class Domain:
         self.classes = self.keys if classes is None else np.asarray(classes, dtype=np.int64)
         self._position = {arch: pos for pos, arch in enumerate(self.archs)}
         self._neighbours: dict[int, list[int]] = {}
+        self._onehot: np.ndarray | None = None
+        self._encoded: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -41,6 +43,34 @@ class Domain:
     def distributions(self) -> dict[str, CategoricalDistribution]:
         """One categorical Optuna parameter per edge (TSS) or layer (SSS)."""
         return {name: CategoricalDistribution(choices) for name, choices in self.space.param_choices().items()}
+
+    def onehot(self, positions) -> np.ndarray:
+        """``(len(positions), sum of choices)`` one-hot encoding, one block per parameter.
+
+        Two rows' dot product is the number of edges (layers) on which they agree, which is what
+        the surrogate's kernel (:mod:`searchers.surrogate`) needs. Rows are encoded on first use:
+        a search touches a few hundred architectures, not the whole space.
+        """
+        if self._onehot is None:
+            self._onehot = np.zeros((len(self.archs), len(self._onehot_lookup[1])))
+            self._encoded = np.zeros(len(self.archs), dtype=bool)
+        positions = np.asarray(positions, dtype=np.int64)
+        todo = positions[~self._encoded[positions]]
+        if todo.size:
+            lookup = self._onehot_lookup[0]
+            for pos in np.unique(todo):
+                self._onehot[pos, [lookup[item] for item in self.space.to_params(self.archs[pos]).items()]] = 1.0
+            self._encoded[todo] = True
+        return self._onehot[positions]
+
+    @cached_property
+    def _onehot_lookup(self) -> tuple[dict, list]:
+        lookup, columns = {}, []
+        for name, values in self.space.param_choices().items():
+            for value in values:
+                lookup[name, value] = len(columns)
+                columns.append((name, value))
+        return lookup, columns
 
     @cached_property
     def n_keys(self) -> int:

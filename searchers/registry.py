@@ -15,7 +15,7 @@ from calnas.errors import UserError
 
 # What `auto` means: the searcher benchmarks/search_quality.py found best on the embedded digits
 # calibration table and the real NATS-Bench tables (benchmarks/README.md has the numbers).
-AUTO = "local"
+AUTO = "guided"
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,12 @@ def _local():
     return LocalSearchSampler
 
 
+def _guided():
+    from searchers.guided import GuidedLocalSampler
+
+    return GuidedLocalSampler
+
+
 def _module(name: str, attr: str = "make"):
     def load():
         import importlib
@@ -58,6 +64,7 @@ SEARCHERS: dict[str, SearcherInfo] = {
     for info in (
         SearcherInfo("evolution", "regularized evolution, non-dominated tournament, one-edge mutation", _evolution),
         SearcherInfo("local", "Pareto local search over one-edge neighbours after 25 random starts, skipping isomorphic twins", _local),
+        SearcherInfo("guided", "Pareto local search, neighbours picked by a Gaussian-process surrogate for the first 250 evaluations", _guided),
         SearcherInfo("random", "uniform random architectures (Optuna RandomSampler)", _module("random_search")),
         SearcherInfo("tpe", "Optuna multivariate TPE (slower per trial)", _module("tpe")),
         SearcherInfo("nsga2", "Optuna NSGA-II", _module("nsga", "make_nsga2")),

@@ -22,7 +22,7 @@ from searchers.evolution import RegularizedEvolutionSampler
 from searchers.local import LocalSearchSampler
 from tests.conftest import make_published_frame
 
-FAST = ["evolution", "local", "random", "tpe", "nsga2", "nsga3", "qmc"]
+FAST = ["evolution", "local", "guided", "random", "tpe", "nsga2", "nsga3", "qmc"]
 
 
 @pytest.fixture(scope="module")

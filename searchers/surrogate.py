@@ -1,0 +1,102 @@
+"""A small Gaussian-process surrogate over architectures, numpy and scipy only (no torch).
+
+Architectures are categorical vectors (an operation per TSS edge, a width per SSS layer), so the
+kernel is ``exp(-hamming(a, b) / lengthscale)``: the more edges two cells share, the more alike
+their results. Each output column (an objective, or the constraint violation) is standardised
+and shares the kernel. Length-scale and noise come from the largest summed log marginal
+likelihood over a small grid; they are refitted when the data has grown by half since the last
+fit, and between refits the Cholesky factor grows one row per new architecture, so a proposal
+costs O(n^2) rather than O(n^3).
+
+The noise term matters: on a calibration table the same architecture trained again would land
+elsewhere (ECE especially), so the surrogate should not chase single lucky points.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy.linalg import cho_solve, solve_triangular
+
+LENGTHSCALES = (1.0, 2.0, 4.0)
+NOISES = (0.03, 0.1, 0.3)
+REFIT_GROWTH = 1.5
+
+
+class HammingGP:
+    def __init__(self, encode: Callable[[Sequence[int]], np.ndarray]):
+        self._encode = encode  # positions -> one-hot rows (Domain.onehot)
+        self._rows: list[int] = []
+        self._chol: np.ndarray | None = None
+        self._fitted_at = 0
+        self.lengthscale, self.noise = LENGTHSCALES[1], NOISES[1]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def kernel(self, a, b, lengthscale: float | None = None) -> np.ndarray:
+        ls = self.lengthscale if lengthscale is None else lengthscale
+        xa, xb = self._encode(a), self._encode(b)
+        genes = xa[:1].sum() if len(xa) else 0.0
+        return np.exp((xa @ xb.T - genes) / ls)
+
+    def fit(self, positions, targets) -> "HammingGP":
+        """Bring the model up to ``positions`` (history order; earlier ones unchanged) with
+        ``targets`` ``(n, m)`` aligned with them."""
+        positions = list(positions)
+        if positions[: len(self._rows)] != self._rows:
+            self._rows, self._chol, self._fitted_at = [], None, 0  # a different history: start over
+        self._z, self._mean, self._scale = _standardise(np.asarray(targets, dtype=float))
+        if len(positions) >= REFIT_GROWTH * self._fitted_at or self._chol is None:
+            self._rows = positions
+            self._select(self._z)
+            return self
+        for pos in positions[len(self._rows):]:
+            self._append(pos)
+        return self
+
+    def predict(self, candidates) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean ``(c, m)`` in the targets' units and standard deviation ``(c, m)``
+        of the latent function (noise excluded)."""
+        rows = np.asarray(self._rows)
+        alpha = cho_solve((self._chol, True), self._z)
+        cross = self.kernel(candidates, rows)
+        mean = cross @ alpha
+        v = solve_triangular(self._chol, cross.T, lower=True, check_finite=False)
+        sd = np.sqrt(np.clip(1.0 - np.einsum("ij,ij->j", v, v), 1e-12, None))
+        return self._mean + self._scale * mean, self._scale * sd[:, None]
+
+    # -- internals -------------------------------------------------------------------------------
+    def _select(self, z: np.ndarray) -> None:
+        rows = np.asarray(self._rows)
+        best = None
+        for ls in LENGTHSCALES:
+            gram = self.kernel(rows, rows, ls)
+            for noise in NOISES:
+                chol = np.linalg.cholesky(gram + noise * np.eye(len(rows)))
+                alpha = cho_solve((chol, True), z)
+                loglik = -0.5 * float(np.sum(z * alpha)) - z.shape[1] * float(np.sum(np.log(np.diag(chol))))
+                if best is None or loglik > best[0]:
+                    best = (loglik, ls, noise, chol)
+        _, self.lengthscale, self.noise, self._chol = best
+        self._fitted_at = len(rows)
+
+    def _append(self, pos: int) -> None:
+        cross = self.kernel(np.asarray(self._rows), [pos])[:, 0]
+        row = solve_triangular(self._chol, cross, lower=True, check_finite=False)
+        corner = np.sqrt(max(1.0 + self.noise - float(row @ row), 1e-9))
+        n = len(self._rows)
+        chol = np.zeros((n + 1, n + 1))
+        chol[:n, :n] = self._chol
+        chol[n, :n] = row
+        chol[n, n] = corner
+        self._chol = chol
+        self._rows.append(pos)
+
+
+def _standardise(y: np.ndarray):
+    mean = y.mean(axis=0)
+    scale = y.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    return (y - mean) / scale, mean, scale
