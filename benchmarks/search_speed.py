@@ -7,12 +7,12 @@ architectures of the real NATS-Bench CIFAR-10 table for accuracy and parameter c
   --budget 500 --seed 0 --searcher S --out DIR`` -- 500 *distinct* architectures, true front,
   hypervolume, front.csv, trials.csv, summary.json and pareto.png;
 * bare Optuna: read the same embedded table with pandas, ``study.optimize`` for 500 trials
-  with the same sampler (calnas's own class for evolution/local, Optuna's for the others),
+  with the same sampler (calnas's own class for evolution/local/guided, Optuna's for the others),
   repeats included, nothing written.
 
 Usage::
 
-    python benchmarks/search_speed.py                      # evolution (= auto), nsga2, random
+    python benchmarks/search_speed.py                      # guided (= auto), nsga2, random
     python benchmarks/search_speed.py --searchers evolution --repeat 9
     python benchmarks/search_speed.py --objective acc,ece --benchmark digits-tss   # calnas only
 
@@ -50,14 +50,15 @@ def arch_string(p):
     g = [p[e] for e in edges]
     return f"|{g[0]}~0|+|{g[1]}~0|{g[2]}~1|+|{g[3]}~0|{g[4]}~1|{g[5]}~2|"
 
-if searcher in ("evolution", "local"):
+if searcher in ("evolution", "local", "guided"):
     sys.path.insert(0, sys.argv[4])
     from calnas.spaces import TSS
     from searchers.domain import Domain
     from searchers.evolution import RegularizedEvolutionSampler
+    from searchers.guided import GuidedLocalSampler
     from searchers.local import LocalSearchSampler
     archs = list(lookup)
-    cls = RegularizedEvolutionSampler if searcher == "evolution" else LocalSearchSampler
+    cls = {"evolution": RegularizedEvolutionSampler, "local": LocalSearchSampler, "guided": GuidedLocalSampler}[searcher]
     sampler = cls(Domain(TSS, archs, range(len(archs))), seed=seed)
 else:
     sampler = {"random": optuna.samplers.RandomSampler, "nsga2": optuna.samplers.NSGAIISampler,
@@ -84,7 +85,7 @@ def timed(cmd: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--searchers", default="evolution,nsga2,random")
+    parser.add_argument("--searchers", default="guided,nsga2,random")
     parser.add_argument("--budget", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=5)
