@@ -41,7 +41,7 @@ def search_cmd(
     budget: Optional[int] = typer.Option(None, "--budget", "-n", help="Distinct architectures to evaluate (default 500)."),
     searcher: Optional[str] = typer.Option(
         None, "--searcher", "-s",
-        help="auto (default, = local), local, evolution, random, tpe, nsga2, nsga3, qmc, gp (see docs/search.md)."),
+        help="auto (default, = guided), guided, local, evolution, random, tpe, nsga2, nsga3, qmc, gp (see docs/search.md)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
     benchmark: Optional[str] = typer.Option(
         None, "--benchmark", "-b", help="Benchmark name (see `calnas benchmarks`) or a CSV path; default: the embedded default."),
