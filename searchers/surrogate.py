@@ -1,12 +1,13 @@
-"""A small Gaussian-process surrogate over architectures, numpy and scipy only (no torch).
+"""A small Gaussian-process surrogate over architectures, numpy only (no torch, no scipy).
 
 Architectures are categorical vectors (an operation per TSS edge, a width per SSS layer), so the
 kernel is ``exp(-hamming(a, b) / lengthscale)``: the more edges two cells share, the more alike
 their results. Each output column (an objective, or the constraint violation) is standardised
 and shares the kernel. Length-scale and noise come from the largest summed log marginal
 likelihood over a small grid; they are refitted when the data has grown by half since the last
-fit, and between refits the Cholesky factor grows one row per new architecture, so a proposal
-costs O(n^2) rather than O(n^3).
+fit, and between refits the inverse of the kernel matrix grows one row per new architecture
+(block inversion through the Schur complement), so a proposal costs O(n^2) rather than O(n^3).
+numpy only: importing scipy.linalg would cost a CLI run more than the whole surrogate does.
 
 The noise term matters: on a calibration table the same architecture trained again would land
 elsewhere (ECE especially), so the surrogate should not chase single lucky points.
@@ -17,12 +18,11 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy.linalg import cho_solve, solve_triangular
 from threadpoolctl import ThreadpoolController
 
 # The matrices here are at most a few hundred rows: BLAS threads cost more than they save
 # (a 500-evaluation search spent 1.2 s more wall time, and twice the CPU, with 2 threads than
-# with 1), so every call runs single-threaded. Built after numpy and scipy load their BLAS.
+# with 1), so every call runs single-threaded. Built after numpy loads its BLAS.
 _BLAS = ThreadpoolController()
 
 LENGTHSCALES = (1.0, 2.0, 4.0)
@@ -34,7 +34,7 @@ class HammingGP:
     def __init__(self, encode: Callable[[Sequence[int]], np.ndarray]):
         self._encode = encode  # positions -> one-hot rows (Domain.onehot)
         self._rows: list[int] = []
-        self._chol: np.ndarray | None = None
+        self._inv: np.ndarray | None = None  # (K + noise I)^-1 over self._rows
         self._fitted_at = 0
         self.lengthscale, self.noise = LENGTHSCALES[1], NOISES[1]
 
@@ -55,9 +55,9 @@ class HammingGP:
 
     def _fit(self, positions: list[int], targets) -> "HammingGP":
         if positions[: len(self._rows)] != self._rows:
-            self._rows, self._chol, self._fitted_at = [], None, 0  # a different history: start over
+            self._rows, self._inv, self._fitted_at = [], None, 0  # a different history: start over
         self._z, self._mean, self._scale = _standardise(np.asarray(targets, dtype=float))
-        if len(positions) >= REFIT_GROWTH * self._fitted_at or self._chol is None:
+        if len(positions) >= REFIT_GROWTH * self._fitted_at or self._inv is None:
             self._rows = positions
             self._select(self._z)
             return self
@@ -72,12 +72,10 @@ class HammingGP:
             return self._predict(candidates)
 
     def _predict(self, candidates) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.asarray(self._rows)
-        alpha = cho_solve((self._chol, True), self._z)
-        cross = self.kernel(candidates, rows)
-        mean = cross @ alpha
-        v = solve_triangular(self._chol, cross.T, lower=True, check_finite=False)
-        sd = np.sqrt(np.clip(1.0 - np.einsum("ij,ij->j", v, v), 1e-12, None))
+        cross = self.kernel(candidates, np.asarray(self._rows))
+        mean = cross @ (self._inv @ self._z)
+        var = 1.0 - np.einsum("ij,ij->i", cross @ self._inv, cross)
+        sd = np.sqrt(np.clip(var, 1e-12, None))
         return self._mean + self._scale * mean, self._scale * sd[:, None]
 
     # -- internals -------------------------------------------------------------------------------
@@ -87,24 +85,26 @@ class HammingGP:
         for ls in LENGTHSCALES:
             gram = self.kernel(rows, rows, ls)
             for noise in NOISES:
-                chol = np.linalg.cholesky(gram + noise * np.eye(len(rows)))
-                alpha = cho_solve((chol, True), z)
+                matrix = gram + noise * np.eye(len(rows))
+                chol = np.linalg.cholesky(matrix)
+                alpha = np.linalg.solve(matrix, z)
                 loglik = -0.5 * float(np.sum(z * alpha)) - z.shape[1] * float(np.sum(np.log(np.diag(chol))))
                 if best is None or loglik > best[0]:
-                    best = (loglik, ls, noise, chol)
-        _, self.lengthscale, self.noise, self._chol = best
+                    best = (loglik, ls, noise, matrix)
+        _, self.lengthscale, self.noise, matrix = best
+        self._inv = np.linalg.inv(matrix)
         self._fitted_at = len(rows)
 
     def _append(self, pos: int) -> None:
         cross = self.kernel(np.asarray(self._rows), [pos])[:, 0]
-        row = solve_triangular(self._chol, cross, lower=True, check_finite=False)
-        corner = np.sqrt(max(1.0 + self.noise - float(row @ row), 1e-9))
+        b = self._inv @ cross
+        schur = max(1.0 + self.noise - float(cross @ b), 1e-9)
         n = len(self._rows)
-        chol = np.zeros((n + 1, n + 1))
-        chol[:n, :n] = self._chol
-        chol[n, :n] = row
-        chol[n, n] = corner
-        self._chol = chol
+        inv = np.empty((n + 1, n + 1))
+        inv[:n, :n] = self._inv + np.outer(b, b) / schur
+        inv[:n, n] = inv[n, :n] = -b / schur
+        inv[n, n] = 1.0 / schur
+        self._inv = inv
         self._rows.append(pos)
 
 
