@@ -52,25 +52,22 @@ class Domain:
         a search touches a few hundred architectures, not the whole space.
         """
         if self._onehot is None:
-            self._onehot = np.zeros((len(self.archs), len(self._onehot_lookup[1])))
+            self._onehot = np.zeros((len(self.archs), len(self._onehot_columns)))
             self._encoded = np.zeros(len(self.archs), dtype=bool)
         positions = np.asarray(positions, dtype=np.int64)
         todo = positions[~self._encoded[positions]]
         if todo.size:
-            lookup = self._onehot_lookup[0]
+            lookup = self._onehot_columns
             for pos in np.unique(todo):
                 self._onehot[pos, [lookup[item] for item in self.space.to_params(self.archs[pos]).items()]] = 1.0
             self._encoded[todo] = True
         return self._onehot[positions]
 
     @cached_property
-    def _onehot_lookup(self) -> tuple[dict, list]:
-        lookup, columns = {}, []
-        for name, values in self.space.param_choices().items():
-            for value in values:
-                lookup[name, value] = len(columns)
-                columns.append((name, value))
-        return lookup, columns
+    def _onehot_columns(self) -> dict[tuple, int]:
+        """(parameter, choice) -> column of the one-hot encoding."""
+        pairs = [(name, value) for name, values in self.space.param_choices().items() for value in values]
+        return {pair: column for column, pair in enumerate(pairs)}
 
     @cached_property
     def n_keys(self) -> int:

@@ -61,22 +61,14 @@ class GuidedLocalSampler(LocalSearchSampler):
         return int(candidates[best[self._rng.randrange(best.size)]])
 
     def _pool(self, study, history: History) -> list[int]:
-        """Unevaluated neighbours of the front of the archive (members not yet exhausted),
-        peeling to the next front when every member of this one is exhausted."""
-        exhausted = self._exhausted.setdefault(study._study_id, set())
-        live = np.array([i for i in range(len(history)) if i not in exhausted], dtype=int)
-        points, violations = history.points(), history.violation_array()
-        while live.size:
-            members = live[front_mask(points[live], violations[live])]
+        """Unevaluated neighbours of every member of the archive's front (the next front when
+        all of this one's are exhausted)."""
+        for members in self._front_layers(study, history):
             pool: dict[int, None] = {}
             for i in members:
-                options = self._unseen(history, self._domain.neighbours(history.positions[i]))
-                if not options:
-                    exhausted.add(int(i))
-                pool.update(dict.fromkeys(options))
+                pool.update(dict.fromkeys(self._options(study, history, int(i))))
             if pool:
                 return sorted(pool)
-            live = live[~np.isin(live, members)]
         return []
 
     def _scores(self, study, history: History, candidates: np.ndarray) -> np.ndarray:
@@ -92,7 +84,7 @@ class GuidedLocalSampler(LocalSearchSampler):
         feasible = violations <= 0
         if constrained and not feasible.any():
             return -(mean[:, k] - self.beta * sd[:, k])
-        front = scaled[feasible][front_mask(scaled[feasible])] if constrained else scaled[front_mask(scaled)]
+        front = scaled[front_mask(scaled, violations)]  # the feasible front once anything is feasible
         gain = hypervolume_improvements(front, optimistic, np.full(k, REFERENCE))
         if constrained:
             from scipy.special import ndtr  # only under constraints: scipy.special costs 0.2 s to import

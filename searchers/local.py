@@ -59,23 +59,35 @@ class LocalSearchSampler(DomainSampler):
         rng, domain = self._rng, self._domain
         if len(history) < self.n_startup:
             return self._random(history)
-        exhausted = self._exhausted.setdefault(study._study_id, set())
-        live = np.array([i for i in range(len(history)) if i not in exhausted], dtype=int)
         points = history.points()
-        violations = history.violation_array()
-        while live.size:
-            members = live[front_mask(points[live], violations[live])]
+        for members in self._front_layers(study, history):
             groups = self._groups(members, points)
             rng.shuffle(groups)
             for group in groups:
                 rng.shuffle(group)
                 for i in group:
-                    options = self._unseen(history, domain.neighbours(history.positions[i]))
+                    options = self._options(study, history, i)
                     if options:
                         return options[rng.randrange(len(options))]
-                    exhausted.add(int(i))
-            live = live[~np.isin(live, members)]
         return self._random(history)
+
+    def _front_layers(self, study, history: History):
+        """The archive's front (feasible first), then, once the caller has found every member
+        exhausted, the front of what is left, and so on."""
+        exhausted = self._exhausted.setdefault(study._study_id, set())
+        live = np.array([i for i in range(len(history)) if i not in exhausted], dtype=int)
+        points, violations = history.points(), history.violation_array()
+        while live.size:
+            members = live[front_mask(points[live], violations[live])]
+            yield members
+            live = live[~np.isin(live, members)]
+
+    def _options(self, study, history: History, i: int) -> list[int]:
+        """Unevaluated neighbours of history member ``i``; none left marks it exhausted."""
+        options = self._unseen(history, self._domain.neighbours(history.positions[i]))
+        if not options:
+            self._exhausted.setdefault(study._study_id, set()).add(int(i))
+        return options
 
     def _groups(self, members: np.ndarray, points: np.ndarray) -> list[list[int]]:
         """Archive members grouped by identical objective vectors (first-seen order)."""

@@ -38,9 +38,6 @@ class HammingGP:
         self._fitted_at = 0
         self.lengthscale, self.noise = LENGTHSCALES[1], NOISES[1]
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
     def kernel(self, a, b, lengthscale: float | None = None) -> np.ndarray:
         ls = self.lengthscale if lengthscale is None else lengthscale
         xa, xb = self._encode(a), self._encode(b)
