@@ -299,24 +299,23 @@ def hypervolume_improvements(front, candidates, reference) -> np.ndarray:
             thickness = np.clip(levels[i] - np.maximum(low, cands[:, 2]), 0, None)
             if np.any(thickness > 0):
                 active = pts[:i, :2]
-                active = active[nondominated_mask(active)] if len(active) else active
-                out += thickness * _improvements_2d(active, cands[:, :2], ref[:2])
+                out += thickness * _improvements_2d(active[nondominated_mask(active)], cands[:, :2], ref[:2])
         return out
     out = np.zeros(len(cands))
-    base = hypervolume(pts, ref) if len(pts) else 0.0
-    inside = np.all(cands < ref, axis=1)
-    if len(pts):
-        inside &= ~np.any(np.all(pts[None, :, :] <= cands[:, None, :], axis=2), axis=1)
+    base = hypervolume(pts, ref)
+    # Only a candidate inside the reference box that no front point dominates can add anything.
+    inside = np.all(cands < ref, axis=1) & ~np.any(np.all(pts[None, :, :] <= cands[:, None, :], axis=2), axis=1)
     for i in np.flatnonzero(inside):
         out[i] = hypervolume(np.vstack([pts, cands[i]]), ref) - base
     return out
 
 
 def _improvements_2d(pts: np.ndarray, cands: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    s = pts[np.argsort(pts[:, 0])] if len(pts) else np.zeros((0, 2))
-    # Box i spans [x_i, x_{i+1}) below height h_i, the staircase's second objective there.
+    # ``pts``: non-dominated, inside the reference box. Sorted by the first objective they form a
+    # staircase; box i spans [x_i, x_{i+1}) below height h_i, the second objective there.
+    s = pts[np.argsort(pts[:, 0])]
     lefts = np.concatenate([[-np.inf], s[:, 0]])
     rights = np.concatenate([s[:, 0], [ref[0]]])
     heights = np.concatenate([[ref[1]], s[:, 1]])
-    widths = np.clip(np.minimum(rights, ref[0])[None, :] - np.maximum(lefts[None, :], cands[:, [0]]), 0, None)
+    widths = np.clip(rights[None, :] - np.maximum(lefts[None, :], cands[:, [0]]), 0, None)
     return (widths * np.clip(heights[None, :] - cands[:, [1]], 0, None)).sum(axis=1)

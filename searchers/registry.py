@@ -26,25 +26,8 @@ class SearcherInfo:
     available: Callable[[], bool] = lambda: True
 
 
-def _evolution():
-    from searchers.evolution import RegularizedEvolutionSampler
-
-    return RegularizedEvolutionSampler
-
-
-def _local():
-    from searchers.local import LocalSearchSampler
-
-    return LocalSearchSampler
-
-
-def _guided():
-    from searchers.guided import GuidedLocalSampler
-
-    return GuidedLocalSampler
-
-
 def _module(name: str, attr: str = "make"):
+    """Factory loader: ``searchers.<name>.<attr>``, imported only when the searcher is used."""
     def load():
         import importlib
 
@@ -62,9 +45,12 @@ def _gp_available() -> bool:
 SEARCHERS: dict[str, SearcherInfo] = {
     info.name: info
     for info in (
-        SearcherInfo("evolution", "regularized evolution, non-dominated tournament, one-edge mutation", _evolution),
-        SearcherInfo("local", "Pareto local search over one-edge neighbours after 25 random starts, skipping isomorphic twins", _local),
-        SearcherInfo("guided", "Pareto local search, neighbours picked by a Gaussian-process surrogate for the first 250 evaluations", _guided),
+        SearcherInfo("evolution", "regularized evolution, non-dominated tournament, one-edge mutation",
+                    _module("evolution", "RegularizedEvolutionSampler")),
+        SearcherInfo("local", "Pareto local search over one-edge neighbours after 25 random starts, skipping isomorphic twins",
+                    _module("local", "LocalSearchSampler")),
+        SearcherInfo("guided", "Pareto local search, neighbours picked by a Gaussian-process surrogate for the first 250 evaluations",
+                    _module("guided", "GuidedLocalSampler")),
         SearcherInfo("random", "uniform random architectures (Optuna RandomSampler)", _module("random_search")),
         SearcherInfo("tpe", "Optuna multivariate TPE (slower per trial)", _module("tpe")),
         SearcherInfo("nsga2", "Optuna NSGA-II", _module("nsga", "make_nsga2")),
