@@ -59,7 +59,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from searchers.registry import AUTO  # noqa: E402  (needs the path above when calnas is not installed)
+from calnas.searchers.registry import AUTO  # noqa: E402  (needs the path above when calnas is not installed)
 
 DEFAULT_TASKS = ("digits-tss:acc,ece;digits-tss:acc,post_ece_15,params;"
                  "nats-tss-cifar10:acc,params;nats-tss-cifar100:acc,flops")

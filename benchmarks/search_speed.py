@@ -53,10 +53,10 @@ def arch_string(p):
 if searcher in ("evolution", "local", "guided"):
     sys.path.insert(0, sys.argv[4])
     from calnas.spaces import TSS
-    from searchers.domain import Domain
-    from searchers.evolution import RegularizedEvolutionSampler
-    from searchers.guided import GuidedLocalSampler
-    from searchers.local import LocalSearchSampler
+    from calnas.searchers.domain import Domain
+    from calnas.searchers.evolution import RegularizedEvolutionSampler
+    from calnas.searchers.guided import GuidedLocalSampler
+    from calnas.searchers.local import LocalSearchSampler
     archs = list(lookup)
     cls = {"evolution": RegularizedEvolutionSampler, "local": LocalSearchSampler, "guided": GuidedLocalSampler}[searcher]
     sampler = cls(Domain(TSS, archs, range(len(archs))), seed=seed)

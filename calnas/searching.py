@@ -1,27 +1,34 @@
-"""The search driver: objectives + table + searcher -> trials, Pareto front, hypervolume.
+"""The search engine: objectives + evaluator + searcher, inside one Optuna study.
 
-``search(...)`` runs one Optuna study with ask/tell. Every architecture the sampler proposes is
-looked up in precomputed numpy arrays of the objective columns (no pandas per trial).
+``search(...)`` opens (or continues) a study in a storage, runs one or more workers on it and
+rebuilds the result from the study alone (:func:`load_result`), so ``calnas show`` and a resumed
+search report exactly what an uninterrupted one would.
 
-The budget counts distinct architectures (``dedupe="arch"``) or isomorphism classes
-(``dedupe="iso"``) evaluated. The duplicate rule:
+Each worker loops: read the study (:class:`~calnas.record.StudyRecord`, incrementally), ask the
+sampler for an architecture, *claim* it (the lowest-numbered live trial of a dedupe key holds
+it; see :mod:`calnas.record`), evaluate it through the :class:`~calnas.evaluators.Evaluator`
+and tell the study. The budget counts distinct architectures (``dedupe="arch"``) or isomorphism
+classes (``dedupe="iso"``) evaluated. The duplicate rule:
 
 * a proposal already evaluated (or an isomorphic twin of one, with ``dedupe="iso"``) is answered
-  from the cache with the values first recorded for it and costs no budget;
-* a proposal the table lacks fails (Optuna's FAIL state) and costs no budget;
+  with the values first recorded for it and costs no budget;
+* a proposal the evaluator cannot evaluate (not in the table) fails and costs no budget;
+* a proposal another worker is evaluating right now fails and costs no budget;
 * after ``MAX_REPEATS`` such proposals in a row, the next trial is a random architecture not
-  evaluated yet, drawn from a generator seeded by the search seed, so the loop always ends;
-* the search stops at the budget or when every architecture (class) of the table is evaluated.
+  evaluated yet, drawn from the seed and the study's history, so the loop always ends;
+* the search stops at the budget or when every architecture (class) is evaluated.
 
-Same seed, same inputs: the same trials in the same order (samplers are seeded; nothing depends
-on time or hash order).
+Same seed, same inputs: the same trials in the same order. calnas's own searchers derive each
+proposal's randomness from the seed and the study's history, so a search stopped (or killed)
+and run again records the same evaluations as one that was never interrupted.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import weakref
+import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -29,41 +36,18 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from calnas import pareto
+from calnas import pareto, record as rec
 from calnas.errors import UserError
+from calnas.evaluators import (DEDUPE_MODES, Evaluator, TableEvaluator, display_order, objective_values,
+                               reference_point)
 
 MAX_REPEATS = 3
-DEDUPE_MODES = ("arch", "iso")
 FLOAT_FORMAT = "%.12g"  # fixed, so that the same run writes the same bytes
 SEED_RANGE = 2**32  # numpy's RandomState, which Optuna's samplers use, takes seeds below this
-
-
-@dataclass(frozen=True)
-class _Front:
-    """The table's own front for one set of objectives/constraints (cached per table)."""
-
-    positions: np.ndarray  # positions (in the prepared arrays) of the front, sorted for display
-    hypervolume: float
-    lower: np.ndarray  # per-objective minimum over the table (minimisation form)
-    upper: np.ndarray
-    method: str  # "exact" | "monte-carlo"
-
-
-@dataclass
-class _Prepared:
-    """A table's objective and constraint columns as numpy arrays, rows with any NaN dropped."""
-
-    space: object
-    archs: list[str]
-    indices: np.ndarray
-    keys: np.ndarray
-    classes: np.ndarray  # isomorphism class per row (TSS); the index where unknown (SSS)
-    values: np.ndarray  # (n, k) in the user's directions
-    points: np.ndarray  # (n, k) minimisation form
-    constraint_violations: np.ndarray | None  # (n, m) amounts, 0 = satisfied
-    violation: np.ndarray | None  # (n,) summed
-    columns: dict[str, np.ndarray]  # output column name -> values, in output order
-    front: _Front
+DEFAULT_STUDY = "calnas"
+POLL_S = 0.05  # how often a worker waiting for others re-reads the study
+SCHEMA = 1  # version of what calnas stores in a study
+EXHAUSTED_ATTR = "calnas_exhausted"  # study user attr: every candidate was evaluated
 
 
 @dataclass
@@ -105,7 +89,9 @@ class SearchResult:
 
     def plot(self, path: str | Path | None = None):
         """A matplotlib Figure: all trials, the found front and the table's true front."""
-        figure = _pareto_figure(self)
+        from calnas.plots import pareto_figure
+
+        figure = pareto_figure(self)
         if path is not None:
             figure.savefig(path, dpi=110)
         return figure
@@ -124,6 +110,10 @@ class SearchResult:
         return paths
 
 
+# --------------------------------------------------------------------------------------------
+# the public entry point
+
+
 def search(
     benchmark=None,
     objectives: str | Sequence[str] = "acc,ece",
@@ -135,38 +125,80 @@ def search(
     *,
     data_dir=None,
     progress: Callable[[int, int], None] | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    workers: int = 1,
 ) -> SearchResult:
-    """Search ``benchmark`` (a name, a CSV path, a :class:`~calnas.tables.Table`; None = the
-    embedded default) for architectures that are best on ``objectives``.
+    """Search ``benchmark`` (a name, a CSV path, a :class:`~calnas.tables.Table` or a DataFrame in
+    the table layout; None = the embedded default) for architectures best on ``objectives``.
 
     ``budget`` distinct architectures are evaluated (see the module docstring for the duplicate
     rule); ``constraints`` such as ``"acc>=0.9"`` rank feasible architectures first.
+    ``storage`` (``sqlite:///s.db``, ``journal:///s.log``, ``postgresql://...``; default in
+    memory) keeps the study: the same call again continues it to ``budget``, and ``workers``
+    processes share it.
     """
-    import objectives as objectives_module
-    import searchers
-    from calnas.tables import Table, load_benchmark
+    from calnas import objectives as objectives_module
 
-    budget = _check_int("budget", budget, minimum=1)
-    seed = _check_int("seed", seed, minimum=0, maximum=SEED_RANGE - 1)
-    if dedupe not in DEDUPE_MODES:
-        raise UserError(f"unknown dedupe mode {dedupe!r}; expected one of {', '.join(DEDUPE_MODES)}")
-    searcher_name = searchers.resolve(searcher)
-    table = benchmark if isinstance(benchmark, Table) else load_benchmark(benchmark, data_dir_path=data_dir)
+    table = resolve_table(benchmark, data_dir)
     spec = objectives_module.parse(objectives, table, constraints)
-    prepared = _prepare(table, spec, dedupe)
-    if len(prepared.archs) == 0:
-        raise UserError(f"{table.name} has no row with every value the objectives and constraints need")
-
-    run = _run_study(prepared, spec, searcher_name, seed, budget, progress)
-    return _result(table, spec, prepared, run, searcher, searcher_name, seed, budget, dedupe)
+    evaluator = TableEvaluator(table, spec, _check_dedupe(dedupe))
+    return run_search(evaluator, spec, budget=budget, searcher=searcher, seed=seed, storage=storage,
+                      study_name=study_name, workers=workers, progress=progress, benchmark=benchmark,
+                      data_dir=data_dir)
 
 
-def _check_int(name: str, value, *, minimum: int, maximum: int | None = None) -> int:
+def resolve_table(benchmark, data_dir=None):
+    from calnas.tables import Table, load_benchmark, table_from_frame
+
+    if isinstance(benchmark, Table):
+        return benchmark
+    if isinstance(benchmark, pd.DataFrame):
+        return table_from_frame(benchmark, name="dataframe")
+    return load_benchmark(benchmark, data_dir_path=data_dir)
+
+
+def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, study_name, workers, progress,
+               benchmark=None, data_dir=None) -> SearchResult:
+    """The engine behind :func:`search` for any evaluator."""
+    from calnas import searchers
+    from calnas.storage import is_persistent
+
+    budget = check_int("budget", budget, minimum=1)
+    seed = check_int("seed", seed, minimum=0, maximum=SEED_RANGE - 1)
+    workers = check_int("workers", workers, minimum=1)
+    persistent = is_persistent(storage)
+    if workers > 1 and not persistent:
+        raise UserError(f"workers={workers} needs a persistent storage (sqlite:///FILE.db, journal:///FILE.log or "
+                        "postgresql://...) that the worker processes share; an in-memory study lives in one process")
+    searcher_name = searchers.resolve(searcher)
+    study = open_study(storage, study_name, spec, evaluator)
+    run = {"searcher": searcher_name, "searcher_requested": str(searcher).lower(), "seed": seed, "budget": budget}
+    study.set_user_attr(rec.RUN_ATTR, run)
+    helpers = []
+    if workers > 1:
+        from calnas.workers import start_workers
+
+        helpers = start_workers(workers - 1, benchmark=benchmark if benchmark is not None else evaluator.table,
+                                spec=spec, evaluator=evaluator, data_dir=data_dir, storage=storage,
+                                study_name=study.study_name, run=run)
+    try:
+        record = run_worker(study, evaluator, spec, searcher_name, seed, budget, stream=0, progress=progress,
+                            persistent=persistent)
+    finally:
+        if helpers:
+            from calnas.workers import join_workers
+
+            join_workers(helpers)
+    return load_result(study, record)
+
+
+def check_int(name: str, value, *, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        try:
-            value = int(str(value))
-        except ValueError:
-            raise UserError(f"{name} must be an integer, got {value!r}") from None
+        text = str(value).strip()
+        if not (text.isascii() and text.lstrip("+-").isdigit()):
+            raise UserError(f"{name} must be an integer, got {value!r}")
+        value = int(text)
     value = int(value)
     if value < minimum or (maximum is not None and value > maximum):
         upper = f" and at most {maximum}" if maximum is not None else ""
@@ -174,223 +206,386 @@ def _check_int(name: str, value, *, minimum: int, maximum: int | None = None) ->
     return value
 
 
-# --------------------------------------------------------------------------------------------
-# preparation: numpy arrays, dedupe keys, the table's true front
-
-
-def _prepare(table, spec, dedupe: str) -> _Prepared:
-    frame = table.frame
-    values = np.column_stack([o.values(frame) for o in spec.objectives])
-    constraint_raw = [c.objective.values(frame) for c in spec.constraints]
-    usable = np.all(np.isfinite(values), axis=1)
-    for raw in constraint_raw:
-        usable &= np.isfinite(raw)
-    keep = np.flatnonzero(usable)
-
-    archs = frame["arch"].to_numpy()[keep].tolist()
-    indices = frame.index.to_numpy()[keep]
-    keys = _dedupe_keys(table, dedupe)[keep]
-    classes = _dedupe_keys(table, "iso")[keep] if _has_iso(table) else indices
-    values = values[keep]
-    points = pareto.as_minimisation(values, spec.directions)
-    violations = total = None
-    if spec.constraints:
-        violations = np.column_stack([c.violation(raw[keep]) for c, raw in zip(spec.constraints, constraint_raw)])
-        total = violations.sum(axis=1)
-
-    columns: dict[str, np.ndarray] = {}
-    for i, obj in enumerate(spec.objectives):
-        columns.setdefault(obj.name, values[:, i])
-        if obj.column and obj.column != obj.name:
-            columns.setdefault(obj.column, values[:, i])
-    for c, raw in zip(spec.constraints, constraint_raw):
-        columns.setdefault(c.objective.name, raw[keep])
-        if c.objective.column and c.objective.column != c.objective.name:
-            columns.setdefault(c.objective.column, raw[keep])
-
-    front = _true_front(table, spec, points, total)
-    return _Prepared(table.space, archs, indices, keys, classes, values, points, violations, total, columns, front)
-
-
-def _has_iso(table) -> bool:
-    """Whether the table's space has isomorphism classes (TSS; SSS has none)."""
-    return ("iso" in table.frame.columns and table.frame["iso"].notna().all()) or table.space.name == "tss"
-
-
-def _dedupe_keys(table, dedupe: str) -> np.ndarray:
-    frame = table.frame
-    if dedupe == "arch":
-        return frame.index.to_numpy()
-    if "iso" in frame.columns and frame["iso"].notna().all():
-        return frame["iso"].to_numpy(dtype=np.int64)
-    codes, _ = pd.factorize(pd.Series([table.space.iso_key(a) for a in frame["arch"]]))
-    return codes.astype(np.int64)
-
-
-# id(table) -> (weak reference, {objective/constraint signature: front}). Tables are unhashable
-# dataclasses, hence the id; the weak reference drops the entry when the table goes away.
-_FRONTS: dict[int, tuple[weakref.ref, dict]] = {}
-
-
-def _fronts_of(table) -> dict:
-    key = id(table)
-    entry = _FRONTS.get(key)
-    if entry is None or entry[0]() is not table:
-        entry = (weakref.ref(table, lambda _ref, key=key: _FRONTS.pop(key, None)), {})
-        _FRONTS[key] = entry
-    return entry[1]
-
-
-def _true_front(table, spec, points: np.ndarray, violation: np.ndarray | None) -> _Front:
-    signature = (
-        tuple((o.column, o.options, o.direction) for o in spec.objectives),
-        tuple((c.objective.column, c.objective.options, c.op, c.bound) for c in spec.constraints),
-    )
-    per_table = _fronts_of(table)
-    if signature not in per_table:
-        lower, upper = points.min(axis=0), points.max(axis=0)
-        mask = pareto.front_mask(points, violation)
-        positions = np.flatnonzero(mask)
-        positions = positions[_display_order(points[positions])]
-        feasible = positions if violation is None else positions[violation[positions] <= 0]
-        scaled = pareto.normalise(points[feasible], lower, upper)
-        reference = _reference(points.shape[1])
-        hv = pareto.hypervolume(scaled, reference)
-        per_table[signature] = _Front(positions, hv, lower, upper, pareto.hypervolume_method(scaled, reference))
-    return per_table[signature]
-
-
-def _reference(k: int) -> np.ndarray:
-    return np.full(k, pareto.REFERENCE)
-
-
-def _display_order(points: np.ndarray) -> np.ndarray:
-    """Best first on the first objective, then the next ones (stable, so ties keep row order)."""
-    return np.lexsort(points.T[::-1])
+def _check_dedupe(dedupe: str) -> str:
+    if dedupe not in DEDUPE_MODES:
+        raise UserError(f"unknown dedupe mode {dedupe!r}; expected one of {', '.join(DEDUPE_MODES)}")
+    return dedupe
 
 
 # --------------------------------------------------------------------------------------------
-# the study
+# the study: what is stored in it, and refusing to continue a different search
 
 
-@dataclass
-class _Run:
-    order: list[int]  # positions in evaluation order
-    asked: int
-    repeats: int
-    missing: int
-    fallbacks: int
-    exhausted: bool
-    study: object
+def _description(spec, evaluator: Evaluator) -> dict:
+    """What a study searches; a study continues only with the same description."""
+    return {
+        "schema": SCHEMA,
+        "evaluator": evaluator.kind,
+        "benchmark": evaluator.name,
+        "space": evaluator.space.name,
+        "dataset": evaluator.dataset,
+        "dedupe": getattr(evaluator, "dedupe", "arch"),
+        "objectives": [o.describe() for o in spec.objectives],
+        "constraints": [c.describe() for c in spec.constraints],
+    }
 
 
-def _run_study(prepared: _Prepared, spec, searcher_name: str, seed: int, budget: int, progress) -> _Run:
+_IDENTITY = ("evaluator", "benchmark", "space", "dataset", "dedupe", "objectives", "constraints")
+
+
+def open_study(storage_url, study_name, spec, evaluator: Evaluator):
+    """Create the study, or load it and check it searches the same thing."""
     import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    from calnas.storage import open_storage
+
+    storage = open_storage(storage_url)
+    name = DEFAULT_STUDY if study_name is None else str(study_name)
+    if not name.strip():
+        raise UserError("study_name must not be empty")
+    described = _description(spec, evaluator)
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, directions=spec.directions, load_if_exists=True)
+    except Exception as exc:  # noqa: BLE001 - storage errors (locked file, lost connection) are the user's to fix
+        raise UserError(f"cannot open study {name!r} in {storage_url} ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+    stored = study.user_attrs.get(rec.STUDY_ATTR)
+    if stored is None:
+        if study.get_trials(deepcopy=False):
+            raise UserError(f"study {name!r} in {storage_url} was not made by calnas; choose another study_name")
+        study.set_user_attr(rec.STUDY_ATTR, {**described, "front": _front_record(evaluator, spec)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names([o.name for o in spec.objectives])
+    else:
+        _check_same_search(stored, described, name, storage_url)
+    return study
+
+
+def _check_same_search(stored: dict, described: dict, name: str, url) -> None:
+    for key in _IDENTITY:
+        if _jsonable(stored.get(key)) != _jsonable(described.get(key)):
+            def show(d):
+                if key == "objectives":
+                    return ",".join(o["name"] for o in d.get(key) or [])
+                if key == "constraints":
+                    return ",".join(c["constraint"] for c in d.get(key) or []) or "none"
+                return d.get(key)
+
+            raise UserError(f"study {name!r} in {url} searches {key} {show(stored)!r}, not {show(described)!r}; "
+                            "use another study_name for a different search")
+
+
+def _front_record(evaluator: Evaluator, spec) -> dict | None:
+    """The known true front, stored with the study so results rebuild from the storage alone."""
+    front = evaluator.known_front()
+    if front is None:
+        return None
+    candidates = evaluator.candidates()
+    evaluations = evaluator.evaluate(front.positions.tolist())
+    members = [{"arch": candidates.archs[p], "index": int(candidates.indices[p]), "key": int(candidates.keys[p]),
+                "metrics": e.metrics} for p, e in zip(front.positions.tolist(), evaluations)]
+    feasible_points = {tuple(v) for v in front.points[front.feasible].tolist()}
+    return {"hypervolume": front.hypervolume, "lower": front.lower.tolist(), "upper": front.upper.tolist(),
+            "method": front.method, "covers_space": bool(evaluator.covers_space), "members": members,
+            "points": len(feasible_points)}
+
+
+# --------------------------------------------------------------------------------------------
+# one worker
+
+
+def stream_seed(seed: int, stream: int) -> int:
+    """Worker ``stream``'s seed: the search seed itself for the first worker, distinct others."""
+    if stream == 0:
+        return seed
+    return random.Random(f"calnas-worker:{seed}:{stream}").randrange(SEED_RANGE)
+
+
+def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int, budget: int, *, stream: int = 0,
+               progress=None, persistent: bool = False):
+    """Propose, claim, evaluate and record until the study holds ``budget`` evaluations;
+    returns the study record."""
     from optuna.trial import TrialState
 
-    import searchers
-    from searchers._base import constraints_func, store_constraints
-    from searchers.domain import Domain
+    from calnas import searchers
+    from calnas.searchers._base import constraints_func, proposal_rng, store_constraints
+    from calnas.searchers.domain import Domain
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    domain = Domain(prepared.space, prepared.archs, prepared.indices, prepared.keys, prepared.classes)
-    constrained = prepared.violation is not None
-    sampler = searchers.make(searcher_name, domain, seed=seed, constraints_func=constraints_func(constrained))
+    candidates = evaluator.candidates()
+    domain = Domain(candidates.space, candidates.archs, candidates.indices, candidates.keys, candidates.classes)
+    record = rec.record_for(study, domain)
+    constrained = bool(spec.constraints)
+    worker_seed = stream_seed(seed, stream)
+    study.sampler = searchers.make(searcher_name, domain, seed=worker_seed,
+                                   constraints_func=constraints_func(constrained))
     constraint_names = [c.text for c in spec.constraints]
-    study = optuna.create_study(directions=spec.directions, sampler=sampler)
-
     distributions = domain.distributions
-    values = prepared.values.tolist()  # Python floats: what Optuna stores, without per-trial casts
-    violations = prepared.constraint_violations.tolist() if constrained else None
-    fallback_rng = random.Random(f"calnas-fallback:{seed}")
-    first: dict[int, int] = {}  # dedupe key -> position evaluated for it
-    order: list[int] = []
-    asked = repeats = missing = fallbacks = streak = 0
     n_keys = domain.n_keys
-    while len(order) < budget and len(first) < n_keys:
-        if streak >= MAX_REPEATS:
-            pos = domain.random_unseen(fallback_rng, first.keys())
-            study.enqueue_trial(domain.params(pos), user_attrs={"calnas_fallback": True})
-            fallbacks += 1
-            streak = 0
-        trial = study.ask(distributions)
-        asked += 1
-        pos = domain.position_of_params(trial.params)
-        if pos is None:
-            missing += 1
-            streak += 1
+    streak = 0
+    if persistent:
+        _settle(record)
+
+    def tell_free(trial, mark, value=True, *, values=None, constraints=None):
+        trial.set_user_attr(mark, value)
+        if values is None:
             study.tell(trial, state=TrialState.FAIL)
-            continue
-        key = int(prepared.keys[pos])
-        answer = first.get(key)
-        if answer is None:
-            first[key] = answer = pos
-            order.append(pos)
-            streak = 0
-            if progress is not None:
-                progress(len(order), budget)
         else:
-            repeats += 1
-            streak += 1
-            trial.set_user_attr("calnas_repeat_of", int(prepared.indices[answer]))
-        if constrained:
-            store_constraints(trial, constraint_names, violations[answer])
-        study.tell(trial, values[answer])
-    return _Run(order, asked, repeats, missing, fallbacks, len(first) >= n_keys and len(order) < budget, study)
+            if constrained:
+                store_constraints(trial, constraint_names, constraints)
+            study.tell(trial, values)
+        record.told(trial.number, trial._trial_id, TrialState.FAIL if values is None else TrialState.COMPLETE,
+                    trial.params, {mark: value}, values, constraints or ())
+
+    record.update()
+    checked = time.monotonic()
+    while True:
+        if persistent and time.monotonic() - checked > rec.HEARTBEAT_INTERVAL:
+            record.update()
+            record.fail_stale()
+            checked = time.monotonic()
+        done = record.n_done
+        if done >= budget or done >= n_keys:
+            if persistent:  # others' interrupted evaluations are redone before stopping
+                _settle(record)
+                if record.n_done < min(budget, n_keys):
+                    continue
+            if done >= n_keys and done < budget:
+                study.set_user_attr(EXHAUSTED_ATTR, True)
+            return record
+        held = done + len(record.running_holders())
+        if held >= budget or held >= n_keys:
+            time.sleep(POLL_S)  # the rest is being evaluated elsewhere; one of those may yet die
+            record.update()
+            record.fail_stale()
+            continue
+        if streak >= MAX_REPEATS:
+            fallback = domain.random_unseen(proposal_rng(f"fallback:{worker_seed}", done, streak), record.taken_keys())
+            if fallback is not None:
+                study.enqueue_trial(domain.params(fallback), user_attrs={rec.FALLBACK: True})
+            streak = 0
+        if persistent and record.foreign:
+            record.update()  # other workers are active: propose from the freshest view
+        record.reuse = True
+        try:
+            trial = study.ask(distributions)
+        finally:
+            record.reuse = False
+        record.mine.add(trial.number)
+        try:
+            position = domain.position_of_params(trial.params)
+            if position is None:
+                tell_free(trial, rec.NOT_IN_TABLE)
+                streak += 1
+                continue
+            key = domain.key(position)
+            if persistent:
+                _wait_for_creations(record, trial.number)
+            holder = record.holder_before(trial.number, key)
+            if holder is not None:
+                entry = record.by_number.get(holder)
+                if entry is None:
+                    tell_free(trial, rec.TAKEN_BY, holder)
+                elif entry.values is None:
+                    tell_free(trial, rec.REPEAT_OF, holder)
+                else:
+                    tell_free(trial, rec.REPEAT_OF, holder, values=list(entry.values), constraints=entry.constraints)
+                streak += 1
+                continue
+            if record.holders_below(trial.number) >= budget:
+                tell_free(trial, rec.OVER_BUDGET)
+                continue
+            streak = 0
+            _evaluate(study, trial, evaluator, spec, position, candidates, persistent, stream,
+                      constraint_names if constrained else None, record)
+            if progress is not None:
+                progress(record.n_done, budget)
+        except BaseException:
+            _abandon(study, trial)
+            raise
+        finally:
+            record.mine.discard(trial.number)
+
+
+def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, stream, constraint_names,
+              record) -> None:
+    from optuna.trial import TrialState
+
+    from calnas.searchers._base import store_constraints
+    from calnas.storage import set_user_attrs
+
+    if persistent:
+        with rec.Heartbeat(study._storage, trial._trial_id):
+            (evaluation,) = evaluator.evaluate([position])
+    else:
+        (evaluation,) = evaluator.evaluate([position])
+    attrs = {rec.ARCH: candidates.archs[position], rec.INDEX: int(candidates.indices[position]),
+             rec.METRICS: evaluation.metrics}
+    if stream:
+        attrs[rec.STREAM] = stream
+    if not evaluation.ok:
+        attrs[rec.FAILURE] = evaluation.failure
+    set_user_attrs(study._storage, trial._trial_id, attrs)
+    if not evaluation.ok:
+        study.tell(trial, state=TrialState.FAIL)
+        record.told(trial.number, trial._trial_id, TrialState.FAIL, trial.params, attrs)
+        return
+    values, raw = objective_values(spec, evaluation.metrics)
+    violations = ()
+    if constraint_names is not None:
+        violations = [float(c.violation(np.asarray([r]))[0]) for c, r in zip(spec.constraints, raw)]
+        store_constraints(trial, constraint_names, violations)
+    study.tell(trial, values)
+    record.told(trial.number, trial._trial_id, TrialState.COMPLETE, trial.params, attrs, values, violations)
+
+
+def _abandon(study, trial) -> None:
+    """An evaluation interrupted in this process (Ctrl-C, an error): mark it so its
+    architecture is free for whoever resumes."""
+    from optuna.trial import TrialState
+
+    try:
+        if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+            study._storage.set_trial_user_attr(trial._trial_id, rec.INTERRUPTED, True)
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except Exception:  # noqa: BLE001 - the storage itself may be what failed; staleness covers it
+        pass
+
+
+def _settle(record) -> None:
+    """On (re)start, wait until every running trial either shows life or is failed as stale, so
+    a search resumed right after a kill redoes the killed evaluation before anything new."""
+    started = time.time()
+    while True:
+        record.update()
+        record.fail_stale()
+        silence = record.oldest_silence()
+        if silence is None or silence < time.time() - started:
+            return  # nothing running, or all of it beat since we started: alive
+        time.sleep(min(rec.HEARTBEAT_INTERVAL / 2, 0.5))
+
+
+def _wait_for_creations(record, number: int) -> None:
+    """Lower-numbered trials still being created may claim the same architecture first."""
+    while True:
+        record.update()
+        if not record.creating_below(number):
+            return
+        record.fail_stale()
+        time.sleep(0.002)
 
 
 # --------------------------------------------------------------------------------------------
-# results
+# results: from the study alone
 
 
-def _result(table, spec, prepared: _Prepared, run: _Run, requested: str, searcher_name: str, seed: int,
-            budget: int, dedupe: str) -> SearchResult:
-    order = np.asarray(run.order, dtype=np.int64)
-    points = prepared.points[order]
-    violation = None if prepared.violation is None else prepared.violation[order]
-    in_front = np.flatnonzero(pareto.front_mask(points, violation))
-    in_front = in_front[_display_order(points[in_front])]
+def load_result(study, record=None) -> SearchResult:
+    """Everything a search reports, rebuilt from the study's trials and attributes (``record``:
+    this process's record of the study, when a search just ran; read afresh otherwise)."""
+    from calnas import objectives as objectives_module
+    from calnas.searchers.domain import Domain
+    from calnas.spaces import get_space
+
+    stored = study.user_attrs.get(rec.STUDY_ATTR)
+    if stored is None:
+        raise UserError(f"study {study.study_name!r} was not made by calnas")
+    run = study.user_attrs.get(rec.RUN_ATTR, {})
+    spec = objectives_module.spec_from_description(stored["objectives"], stored["constraints"])
+    space = get_space(stored["space"])
+    if record is None:
+        record = rec.StudyRecord(study, Domain.whole_space(space, stored["dedupe"]))
+    record.update()
+    entries = record.ordered()
+    front_info = stored.get("front")
+    k = len(spec.objectives)
+    ok = [e for e in entries if e.values is not None]
+    values = np.asarray([e.values for e in ok], dtype=float).reshape(-1, k)
+    points = pareto.as_minimisation(values, spec.directions)
+    violation = (np.asarray([sum(max(0.0, c) for c in e.constraints) for e in ok], dtype=float)
+                 if spec.constraints else None)
+    in_front = np.flatnonzero(pareto.front_mask(points, violation)) if len(ok) else np.zeros(0, dtype=int)
+    in_front = in_front[display_order(points[in_front])]
     feasible_front = in_front if violation is None else in_front[violation[in_front] <= 0]
-    front = prepared.front
-    reference = _reference(points.shape[1])
-    scaled = pareto.normalise(points[feasible_front], front.lower, front.upper)
+    reference = reference_point(k)
+
+    if front_info is not None:
+        lower, upper = np.asarray(front_info["lower"]), np.asarray(front_info["upper"])
+    else:
+        lower = points.min(axis=0) if len(ok) else np.zeros(k)
+        upper = points.max(axis=0) if len(ok) else np.ones(k)
+    scaled = pareto.normalise(points[feasible_front], lower, upper)
     hv = pareto.hypervolume(scaled, reference)
-    methods = {front.method, pareto.hypervolume_method(scaled, reference)}
-    ratio = hv / front.hypervolume if front.hypervolume > 0 else None
-    found_keys = set(prepared.keys[order].tolist())
-    found = sum(1 for p in front.positions if int(prepared.keys[p]) in found_keys)
-    true_feasible = front.positions if prepared.violation is None else \
-        front.positions[prepared.violation[front.positions] <= 0]
-    true_points = {tuple(v) for v in prepared.points[true_feasible].tolist()}
-    points_found = len(true_points & {tuple(v) for v in points[feasible_front].tolist()})
+    methods = {pareto.hypervolume_method(scaled, reference)}
 
-    trials = _frame(prepared, order, leading={"trial": np.arange(len(order))})
-    front_frame = _frame(prepared, order[in_front], leading={"rank": np.arange(1, len(in_front) + 1)})
-    true_frame = _frame(prepared, front.positions, leading={"rank": np.arange(1, len(front.positions) + 1)})
+    trials = _frame(spec, entries, leading={"trial": np.arange(len(entries))})
+    front = _frame(spec, [ok[i] for i in in_front], leading={"rank": np.arange(1, len(in_front) + 1)})
+    true_hv, ratio, found, true_points, points_found = float("nan"), None, 0, 0, 0
+    if front_info is not None:
+        members = front_info["members"]
+        true_frame = _frame(spec, [_member_entry(m, spec) for m in members],
+                            leading={"rank": np.arange(1, len(members) + 1)})
+        true_hv = front_info["hypervolume"]
+        methods.add(front_info["method"])
+        ratio = hv / true_hv if true_hv > 0 else None
+        found_keys = {e.key for e in entries}
+        found = sum(1 for m in members if m["key"] in found_keys)
+        true_points = front_info["points"]
+        true_set = {tuple(_member_point(m, spec)) for m in members if _member_feasible(m, spec)}
+        points_found = len(true_set & {tuple(p) for p in points[feasible_front].tolist()})
+    else:
+        true_frame = front.iloc[0:0].copy()
 
-    objectives = [o.describe() for o in spec.objectives]
+    budget = int(run.get("budget", len(entries)))
+    exhausted = bool(study.user_attrs.get(EXHAUSTED_ATTR)) and len(entries) < budget
+    counts = record.counts
+    proposals = {"asked": counts.asked, "repeats": counts.repeats, "not_in_table": counts.not_in_table,
+                 "random_fallbacks": counts.fallbacks}
+    if counts.taken or counts.over_budget or counts.interrupted:
+        proposals.update(taken=counts.taken, over_budget=counts.over_budget, interrupted=counts.interrupted)
     info = {
-        "benchmark": table.name,
-        "space": table.space.name,
-        "dataset": table.dataset,
-        "covers_space": table.covers_space,
-        "searcher": searcher_name,
-        "searcher_requested": str(requested).lower(),
-        "seed": seed,
+        "benchmark": stored["benchmark"],
+        "space": stored["space"],
+        "dataset": stored["dataset"],
+        "covers_space": bool(front_info and front_info.get("covers_space")),
+        "searcher": run.get("searcher"),
+        "searcher_requested": run.get("searcher_requested"),
+        "seed": run.get("seed"),
         "budget": budget,
-        "dedupe": dedupe,
-        "objectives": objectives,
-        "constraints": [c.describe() for c in spec.constraints],
-        "proposals": {"asked": run.asked, "repeats": run.repeats, "not_in_table": run.missing,
-                      "random_fallbacks": run.fallbacks},
-        "normalisation": {o.name: {"best": _natural(front.lower[i], o), "worst": _natural(front.upper[i], o)}
+        "dedupe": stored["dedupe"],
+        "objectives": stored["objectives"],
+        "constraints": stored["constraints"],
+        "proposals": proposals,
+        "normalisation": {o.name: {"best": _natural(lower[i], o), "worst": _natural(upper[i], o)}
                           for i, o in enumerate(spec.objectives)},
         "reference_point": reference.tolist(),
         "hypervolume_method": "exact" if methods == {"exact"} else
         f"monte-carlo ({pareto.MC_SAMPLES} samples, seed 0)",
     }
-    return SearchResult(trials, front_frame, true_frame, hv, front.hypervolume, ratio, found, len(order),
-                        run.exhausted, info, run.study, len(true_points), points_found)
+    failures = sum(1 for e in entries if e.failure is not None)
+    if failures:
+        info["failed_evaluations"] = failures
+    return SearchResult(trials, front, true_frame, hv, true_hv, ratio, found, len(entries), exhausted, info, study,
+                        true_points, points_found)
+
+
+
+
+def _member_entry(member: dict, spec) -> rec.Entry:
+    values, raw = objective_values(spec, member["metrics"])
+    violations = tuple(float(c.violation(np.asarray([r]))[0]) for c, r in zip(spec.constraints, raw))
+    return rec.Entry(-1, -1, member["key"], tuple(values), member["metrics"], violations,
+                     arch=member["arch"], index=member["index"])
+
+
+def _member_point(member: dict, spec) -> list[float]:
+    values, _ = objective_values(spec, member["metrics"])
+    return pareto.as_minimisation(np.asarray([values]), spec.directions)[0].tolist()
+
+
+def _member_feasible(member: dict, spec) -> bool:
+    _, raw = objective_values(spec, member["metrics"])
+    return all(bool(c.satisfied(np.asarray([r]))[0]) for c, r in zip(spec.constraints, raw))
 
 
 def _natural(value: float, objective) -> float:
@@ -398,13 +593,45 @@ def _natural(value: float, objective) -> float:
     return float(-value if objective.maximise else value)
 
 
-def _frame(prepared: _Prepared, positions: np.ndarray, *, leading: dict) -> pd.DataFrame:
-    data = {"arch": [prepared.archs[p] for p in positions], "index": prepared.indices[positions]}
+def output_columns(spec) -> list[tuple[str, str, object]]:
+    """(column name, source, what) for the result frames: an objective's value (``value``, i),
+    or a metric column (``metric``, column), or a computed constraint value (``constraint``, j)."""
+    out: dict[str, tuple[str, str, object]] = {}
+    for i, obj in enumerate(spec.objectives):
+        out.setdefault(obj.name, (obj.name, "value", i))
+        if obj.column and obj.column != obj.name:
+            out.setdefault(obj.column, (obj.column, "metric", obj.column))
+    for j, con in enumerate(spec.constraints):
+        out.setdefault(con.objective.name, (con.objective.name, "constraint", j))
+        if con.objective.column and con.objective.column != con.objective.name:
+            out.setdefault(con.objective.column, (con.objective.column, "metric", con.objective.column))
+    return list(out.values())
+
+
+def _frame(spec, entries: list, *, leading: dict) -> pd.DataFrame:
+    data = {"arch": [e.arch for e in entries], "index": np.asarray([e.index for e in entries], dtype=np.int64)}
     data.update(leading)
-    for name, column in prepared.columns.items():
-        data[name] = column[positions]
-    if prepared.violation is not None:
-        data["feasible"] = prepared.violation[positions] <= 0
+    nan = float("nan")
+    raw_cache: dict[int, list[float]] = {}
+
+    def raw(e, j):
+        if id(e) not in raw_cache:
+            raw_cache[id(e)] = objective_values(spec, e.metrics)[1] if e.values is not None else [nan] * len(spec.constraints)
+        return raw_cache[id(e)][j]
+
+    for name, source, what in output_columns(spec):
+        if source == "value":
+            column = [e.values[what] if e.values is not None else nan for e in entries]
+        elif source == "metric":
+            column = [float(e.metrics.get(what, nan)) for e in entries]
+        else:
+            column = [raw(e, what) for e in entries]
+        data[name] = np.asarray(column, dtype=float)
+    if spec.constraints:
+        data["feasible"] = np.asarray([e.values is not None and sum(max(0.0, c) for c in e.constraints) <= 0
+                                       for e in entries], dtype=bool)
+    if any(e.failure is not None for e in entries):
+        data["failure"] = [e.failure or "" for e in entries]
     return pd.DataFrame(data)
 
 
@@ -420,60 +647,21 @@ def _jsonable(value):
     return value
 
 
-# --------------------------------------------------------------------------------------------
-# plot
+def show(storage: str, study_name: str | None = None) -> SearchResult:
+    """The result of a stored search, from the storage alone (no table needed)."""
+    from calnas.storage import is_persistent, open_storage
 
+    import optuna
 
-def _pareto_figure(result: SearchResult):
-    # The object-oriented API with the Agg canvas: no pyplot, no GUI backend, no global state.
-    from itertools import combinations
+    if not is_persistent(storage):
+        raise UserError("show needs the storage a search wrote (sqlite:///FILE.db, journal:///FILE.log, postgresql://...)")
+    opened = open_storage(storage)
+    name = DEFAULT_STUDY if study_name is None else str(study_name)
+    try:
+        study = optuna.load_study(study_name=name, storage=opened)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+        listed = ", ".join(names) if names else "none"
+        raise UserError(f"no study {name!r} in {storage} (studies there: {listed})") from None
+    return load_result(study)
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    objectives = result.info["objectives"]
-    names = [o["name"] for o in objectives]
-    if len(names) == 1:
-        pairs = [(None, 0)]
-    else:
-        pairs = list(combinations(range(len(names)), 2))[:6]
-    cols = min(len(pairs), 3)
-    rows = -(-len(pairs) // cols)
-    figure = Figure(figsize=(5.2 * cols, 4.4 * rows), layout="constrained")
-    FigureCanvasAgg(figure)
-    trials, front, true_front = result.trials, result.front, result.true_front
-    for n, (x, y) in enumerate(pairs):
-        ax = figure.add_subplot(rows, cols, n + 1)
-        xs = (lambda f: f["trial"]) if x is None else (lambda f, x=x: f[names[x]])
-        if x is None:
-            front_x = front.merge(trials[["index", "trial"]], on="index")["trial"]
-            true_x = None
-        else:
-            front_x, true_x = front[names[x]], true_front[names[x]]
-        feasible = trials["feasible"] if "feasible" in trials else np.ones(len(trials), dtype=bool)
-        ax.scatter(xs(trials)[feasible], trials[names[y]][feasible], s=9, color="0.65", label="trials", zorder=1)
-        if not np.all(feasible):
-            ax.scatter(xs(trials)[~feasible], trials[names[y]][~feasible], s=9, color="0.85", marker="x",
-                       label="infeasible trials", zorder=1)
-        if true_x is not None:
-            ax.scatter(true_x, true_front[names[y]], s=42, facecolors="none", edgecolors="black",
-                       linewidths=0.9, label="true front", zorder=2)
-        ax.scatter(front_x, front[names[y]], s=16, color="tab:orange", label="found front", zorder=3)
-        ax.set_xlabel("evaluation" if x is None else _axis_label(objectives[x]))
-        ax.set_ylabel(_axis_label(objectives[y]))
-        ax.grid(alpha=0.3)
-        if n == 0:
-            ax.legend(fontsize=8, loc="best")
-    ratio = result.hypervolume_ratio
-    ratio_text = f", hypervolume ratio {ratio:.3f}" if ratio is not None else ""
-    figure.suptitle(f"{result.info['searcher']} on {result.info['benchmark']}: "
-                    f"{result.evaluations} evaluations{ratio_text}", fontsize=10)
-    return figure
-
-
-def _axis_label(objective: dict) -> str:
-    arrow = "higher is better" if objective["direction"] == "maximize" else "lower is better"
-    name = objective["name"]
-    if objective.get("column") and objective["column"] != name:
-        name = f"{name} ({objective['column']})"
-    return f"{name}, {arrow}"

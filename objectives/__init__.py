@@ -4,6 +4,7 @@
 everything downstream works with the resulting :class:`Spec`.
 """
 
-from objectives.spec import Constraint, Objective, Spec, parse, parse_constraints, resolve_token
+from calnas.objectives.spec import (Constraint, Objective, Spec, parse, parse_constraints, resolve_token,
+                                    spec_from_description)
 
-__all__ = ["Constraint", "Objective", "Spec", "parse", "parse_constraints", "resolve_token"]
+__all__ = ["Constraint", "Objective", "Spec", "parse", "parse_constraints", "resolve_token", "spec_from_description"]

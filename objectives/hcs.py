@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from objectives.catalog import HEADLINE
+from calnas.objectives.catalog import HEADLINE
 
 NAME = "hcs"
 DEFAULTS = {"beta": 1.0, "ece": HEADLINE}

@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from calnas.errors import UserError
-from objectives import catalog, hcs as hcs_module
+from calnas.objectives import catalog, hcs as hcs_module
 
 _DIRECTION_WORDS = {"max": catalog.MAXIMISE, "maximize": catalog.MAXIMISE, "maximise": catalog.MAXIMISE,
                     "min": catalog.MINIMISE, "minimize": catalog.MINIMISE, "minimise": catalog.MINIMISE}
@@ -60,12 +60,18 @@ class Objective:
         return self.name
 
     def values(self, frame) -> np.ndarray:
-        """One float per row of ``frame`` (a pandas frame holding ``inputs``)."""
+        """One float per row of ``frame`` (a pandas frame, or a mapping of arrays, holding ``inputs``)."""
         if self.column is not None:
-            return frame[self.column].to_numpy(dtype=float)
+            return np.asarray(frame[self.column], dtype=float)
         opts = dict(self.options)
-        return hcs_module.hcs(frame["acc"].to_numpy(dtype=float), frame[opts["ece"]].to_numpy(dtype=float),
+        return hcs_module.hcs(np.asarray(frame["acc"], dtype=float), np.asarray(frame[opts["ece"]], dtype=float),
                               beta=float(opts["beta"]))
+
+    def value_of(self, metrics) -> float:
+        """The value for one evaluated architecture's metrics (a mapping of column -> float)."""
+        if self.column is not None:
+            return float(metrics[self.column])
+        return float(self.values({k: np.asarray([metrics[k]], dtype=float) for k in self.inputs})[0])
 
     def describe(self) -> dict:
         out = {"name": self.name, "direction": self.direction, "column": self.column}
@@ -94,8 +100,11 @@ class Constraint:
         return np.where(self.satisfied(values), 0.0, np.maximum(gap, 1e-12))
 
     def describe(self) -> dict:
-        return {"constraint": self.text, "name": self.objective.name, "column": self.objective.column,
-                "op": self.op, "bound": self.bound}
+        out = {"constraint": self.text, "name": self.objective.name, "column": self.objective.column,
+               "op": self.op, "bound": self.bound}
+        if self.objective.options:
+            out["options"] = dict(self.objective.options)
+        return out
 
 
 @dataclass
@@ -112,6 +121,26 @@ class Spec:
     @property
     def names(self) -> list[str]:
         return [o.name for o in self.objectives]
+
+
+def spec_from_description(objectives: Sequence[dict], constraints: Sequence[dict] = ()) -> Spec:
+    """The inverse of ``describe()``: a spec as a stored study recorded it, without a table."""
+    resolved = [_objective_from_description(d) for d in objectives]
+    by_name = {o.name: o for o in resolved}
+    cons = []
+    for d in constraints:
+        objective = by_name.get(d["name"]) or _objective_from_description(
+            {"name": d["name"], "direction": catalog.MINIMISE, "column": d["column"], "options": d.get("options")})
+        cons.append(Constraint(d["constraint"], objective, d["op"], float(d["bound"])))
+    return Spec(resolved, cons)
+
+
+def _objective_from_description(d: dict) -> Objective:
+    options = tuple(sorted((d.get("options") or {}).items()))
+    if d["column"] is not None:
+        return Objective(d["name"], d["direction"], d["column"], (d["column"],), options)
+    opts = dict(options)
+    return Objective(d["name"], d["direction"], None, ("acc", opts["ece"]), options)
 
 
 def split_tokens(spec: str | Iterable[str] | None) -> list[str]:

@@ -1,5 +1,5 @@
 """Search strategies for calnas, each an Optuna sampler (see :mod:`searchers.registry`)."""
 
-from searchers.registry import AUTO, SEARCHERS, make, names, resolve
+from calnas.searchers.registry import AUTO, SEARCHERS, make, names, resolve
 
 __all__ = ["AUTO", "SEARCHERS", "make", "names", "resolve"]

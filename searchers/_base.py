@@ -16,7 +16,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from searchers.domain import Domain
+from calnas.searchers.domain import Domain
 
 ConstraintsFunc = Callable[[FrozenTrial], Sequence[float]]
 
@@ -54,40 +54,69 @@ def trial_constraints(trial: FrozenTrial) -> list[float]:
 
 @dataclass
 class History:
-    """Distinct evaluated architectures of a study, in completion order."""
+    """Distinct evaluated architectures of a study, in the order the study record found them.
+
+    ``seen``/``classes`` hold every evaluated key / isomorphism class (failed evaluations too);
+    ``running_keys``/``running_classes`` those that other workers are evaluating right now, which
+    a proposal must treat as taken as well.
+    """
 
     positions: list[int] = field(default_factory=list)
     values: list[tuple[float, ...]] = field(default_factory=list)  # minimisation form
     violations: list[float] = field(default_factory=list)  # 0 = feasible
-    seen: set[int] = field(default_factory=set)  # dedupe keys of every completed trial
-    done: set[int] = field(default_factory=set)  # trial numbers already folded in
-    classes: set[int] = field(default_factory=set)  # isomorphism classes evaluated
+    seen: set[int] = field(default_factory=set)
+    classes: set[int] = field(default_factory=set)
+    running_keys: set[int] = field(default_factory=set)
+    running_classes: set[int] = field(default_factory=set)
+    folded: int = 0  # record entries folded in so far
+    _points: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def points(self, start: int = 0) -> np.ndarray:
-        return np.asarray(self.values[start:], dtype=float)
+        if self._points is None or len(self._points) != len(self.values):
+            self._points = np.asarray(self.values, dtype=float)
+        return self._points[start:]
 
     def violation_array(self, start: int = 0) -> np.ndarray:
         """Summed violations; all zeros without constraints, which ranks like no constraint."""
         return np.asarray(self.violations[start:], dtype=float)
 
+    def taken_keys(self) -> set[int]:
+        return self.seen | self.running_keys if self.running_keys else self.seen
+
+    def taken_classes(self) -> set[int]:
+        return self.classes | self.running_classes if self.running_classes else self.classes
+
+    def class_taken(self, cls: int) -> bool:
+        return cls in self.classes or cls in self.running_classes
+
+
+def proposal_rng(seed, n_done: int, attempt: int) -> random.Random:
+    """The randomness of one proposal: a function of the seed and the study's history alone, so a
+    search resumed from its storage proposes what the uninterrupted search would have."""
+    return random.Random(f"calnas:{seed}:{n_done}:{attempt}")
+
 
 class DomainSampler(BaseSampler):
     """A sampler that proposes whole architectures of a :class:`Domain` in one relative sample.
 
-    Subclasses implement :meth:`propose`. Parameters outside the domain's search space (a
-    study that suggests something else as well) fall back to random sampling, as Optuna's own
-    samplers do.
+    Subclasses implement :meth:`propose` and draw from ``self._rng``, which is re-derived for
+    every proposal from the seed, the number of evaluations in the study and how many proposals
+    were already made at that number (:func:`proposal_rng`). Parameters outside the domain's
+    search space (a study that suggests something else as well) fall back to random sampling,
+    as Optuna's own samplers do.
     """
 
     def __init__(self, domain: Domain, *, seed: int | None = None, constraints_func: ConstraintsFunc | None = None):
         self._domain = domain
+        self._seed = seed
         self._rng = random.Random(seed)
         self._constraints_func = constraints_func
         self._independent = RandomSampler(seed=seed)
         self._histories: dict[int, History] = {}
+        self._attempt = (-1, 0)  # (evaluations, proposals made at that count)
 
     # -- Optuna's sampler interface -----------------------------------------------------------
     def infer_relative_search_space(self, study, trial):
@@ -96,7 +125,12 @@ class DomainSampler(BaseSampler):
     def sample_relative(self, study, trial, search_space):
         if search_space != self._domain.distributions:
             return {}
-        pos = self.propose(study, self.history(study))
+        history = self.history(study)
+        n_done = len(history.seen)
+        attempt = self._attempt[1] + 1 if self._attempt[0] == n_done else 0
+        self._attempt = (n_done, attempt)
+        self._rng = proposal_rng(self._seed, n_done, attempt)
+        pos = self.propose(study, history)
         return {} if pos is None else self._domain.params(pos)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
@@ -110,7 +144,6 @@ class DomainSampler(BaseSampler):
             _process_constraints_after_trial(self._constraints_func, study, trial, state)
 
     def reseed_rng(self) -> None:
-        self._rng = random.Random()
         self._independent.reseed_rng()
 
     # -- for subclasses -------------------------------------------------------------------------
@@ -118,26 +151,32 @@ class DomainSampler(BaseSampler):
         raise NotImplementedError
 
     def history(self, study) -> History:
-        """Fold the trials completed since the last call into the study's history."""
+        """Fold the evaluations the study record found since the last call into the history."""
+        from calnas.record import record_for
+
+        record = record_for(study, self._domain).update()
         history = self._histories.setdefault(study._study_id, History())
         signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if trial.number in history.done:
-                continue
-            history.done.add(trial.number)
-            pos = self._domain.position_of_params(trial.params) if trial.params else None
-            if pos is None:
-                continue
-            key = self._domain.key(pos)
-            if key in history.seen:
-                continue  # a repeat answered from the driver's cache: no new information
-            history.seen.add(key)
-            history.classes.add(self._domain.class_of(pos))
-            history.positions.append(pos)
-            history.values.append(tuple(s * v for s, v in zip(signs, trial.values)))
-            history.violations.append(self._violation(trial))
+        domain = self._domain
+        for entry in record.entries[history.folded:]:
+            history.seen.add(entry.key)
+            history.classes.add(domain.class_of(entry.position))
+            if entry.values is None:
+                continue  # a failed evaluation: taken, but nothing to learn from
+            history.positions.append(entry.position)
+            history.values.append(tuple(s * v for s, v in zip(signs, entry.values)))
+            history.violations.append(float(sum(max(0.0, c) for c in entry.constraints)))
+        history.folded = len(record.entries)
+        running = record.running_holders()
+        history.running_keys = set(running)
+        history.running_classes = {domain.class_of(n) for n in _positions(record, running.values())}
         return history
 
-    def _violation(self, trial: FrozenTrial) -> float:
-        values = self._constraints_func(trial) if self._constraints_func is not None else trial_constraints(trial)
-        return float(sum(max(0.0, c) for c in values))
+
+def _positions(record, numbers) -> list[int]:
+    out = []
+    for number in numbers:
+        pos = record.position_of_number(number)
+        if pos is not None:
+            out.append(pos)
+    return out

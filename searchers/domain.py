@@ -39,6 +39,15 @@ class Domain:
     def __len__(self) -> int:
         return len(self.archs)
 
+    @classmethod
+    def whole_space(cls, space: Space, dedupe: str = "arch") -> "Domain":
+        """Every architecture of the space, addressed by its index (what a live search proposes,
+        and what a stored study is read with)."""
+        indices = np.arange(space.size)
+        classes = _iso_classes(space)
+        keys = classes if dedupe == "iso" else indices
+        return cls(space, space.all_archs(), indices, keys, classes)
+
     @cached_property
     def distributions(self) -> dict[str, CategoricalDistribution]:
         """One categorical Optuna parameter per edge (TSS) or layer (SSS)."""
@@ -117,6 +126,15 @@ class Domain:
 
     def unseen(self, positions: Iterable[int], seen: set[int]) -> list[int]:
         return [p for p in positions if int(self.keys[p]) not in seen]
+
+
+def _iso_classes(space: Space) -> np.ndarray:
+    """Isomorphism class per index: TSS's shipped ``iso`` column; SSS has none (every index)."""
+    if space.name == "tss":
+        from calnas.tables import tss_meta
+
+        return tss_meta()["iso"].reindex(range(space.size)).to_numpy(dtype=np.int64)
+    return np.arange(space.size)
 
 
 def _random_position_outside(values: np.ndarray, rng: random.Random, seen) -> int | None:

@@ -17,7 +17,7 @@ With one objective the rank is the plain ordering and this is the original algor
 from __future__ import annotations
 
 from calnas.pareto import selection_keys
-from searchers._base import DomainSampler, History
+from calnas.searchers._base import DomainSampler, History
 
 POPULATION_SIZE = 50
 SAMPLE_SIZE = 10
@@ -37,7 +37,7 @@ class RegularizedEvolutionSampler(DomainSampler):
     def propose(self, study, history: History) -> int | None:
         rng, domain = self._rng, self._domain
         if len(history) < self.population_size:
-            return domain.random_unseen_class(rng, history.classes)
+            return domain.random_unseen_class(rng, history.taken_classes())
         start = len(history) - self.population_size
         ranks, crowding = selection_keys(history.points(start), history.violation_array(start))
         contenders = rng.sample(range(self.population_size), self.sample_size)
@@ -46,6 +46,6 @@ class RegularizedEvolutionSampler(DomainSampler):
         parent = history.positions[start + winner]
         for _ in range(self.mutation_tries):
             child = domain.mutate(parent, rng)
-            if child is not None and domain.class_of(child) not in history.classes:
+            if child is not None and not history.class_taken(domain.class_of(child)):
                 return child
-        return domain.random_unseen_class(rng, history.classes)
+        return domain.random_unseen_class(rng, history.taken_classes())

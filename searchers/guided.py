@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from calnas.pareto import REFERENCE, front_mask, hypervolume_improvements, normalise
-from searchers._base import History
-from searchers.local import LocalSearchSampler
-from searchers.surrogate import HammingGP
+from calnas.searchers._base import History
+from calnas.searchers.local import LocalSearchSampler
+from calnas.searchers.surrogate import HammingGP
 
 N_STARTUP = 15
 BETA = 2.0
@@ -61,15 +61,12 @@ class GuidedLocalSampler(LocalSearchSampler):
         return int(candidates[best[self._rng.randrange(best.size)]])
 
     def _pool(self, study, history: History) -> list[int]:
-        """Unevaluated neighbours of every member of the archive's front (the next front when
-        all of this one's are exhausted)."""
-        for members in self._front_layers(study, history):
-            pool: dict[int, None] = {}
-            for i in members:
-                pool.update(dict.fromkeys(self._options(study, history, int(i))))
-            if pool:
-                return sorted(pool)
-        return []
+        """Unevaluated neighbours of every member of the archive (see ``_archive``)."""
+        members, options = self._archive(study, history)
+        pool: dict[int, None] = {}
+        for i in members:
+            pool.update(dict.fromkeys(options[i]))
+        return sorted(pool)
 
     def _scores(self, study, history: History, candidates: np.ndarray) -> np.ndarray:
         points, violations = history.points(), history.violation_array()

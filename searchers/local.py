@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from calnas.pareto import front_mask
-from searchers._base import DomainSampler, History
+from calnas.searchers._base import DomainSampler, History
 
 
 N_STARTUP = 25
@@ -47,47 +47,61 @@ class LocalSearchSampler(DomainSampler):
     def _unseen(self, history: History, positions) -> list[int]:
         if self.iso:
             classes = self._domain.classes
-            return [p for p in positions if int(classes[p]) not in history.classes]
-        return self._domain.unseen(positions, history.seen)
+            return [p for p in positions if not history.class_taken(int(classes[p]))]
+        return self._domain.unseen(positions, history.taken_keys())
 
     def _random(self, history: History) -> int | None:
         if self.iso:
-            return self._domain.random_unseen_class(self._rng, history.classes)
-        return self._domain.random_unseen(self._rng, history.seen)
+            return self._domain.random_unseen_class(self._rng, history.taken_classes())
+        return self._domain.random_unseen(self._rng, history.taken_keys())
 
     def propose(self, study, history: History) -> int | None:
-        rng, domain = self._rng, self._domain
+        rng = self._rng
         if len(history) < self.n_startup:
             return self._random(history)
-        points = history.points()
-        for members in self._front_layers(study, history):
-            groups = self._groups(members, points)
-            rng.shuffle(groups)
-            for group in groups:
-                rng.shuffle(group)
-                for i in group:
-                    options = self._options(study, history, i)
-                    if options:
-                        return options[rng.randrange(len(options))]
-        return self._random(history)
+        members, options = self._archive(study, history)
+        if not members:
+            return self._random(history)
+        groups = self._groups(members, history.points())
+        group = groups[rng.randrange(len(groups))]
+        member = group[rng.randrange(len(group))]
+        return options[member][rng.randrange(len(options[member]))]
 
-    def _front_layers(self, study, history: History):
-        """The archive's front (feasible first), then, once the caller has found every member
-        exhausted, the front of what is left, and so on."""
+    def _archive(self, study, history: History) -> tuple[list[int], dict[int, list[int]]]:
+        """The front (feasible first) of the evaluated architectures that still have unevaluated
+        neighbours, and those neighbours per member.
+
+        Members found exhausted leave and the front is taken again, so the archive is a function
+        of the history alone (whatever earlier proposals happened to look at): a resumed search
+        sees the archive the uninterrupted one saw.
+        """
         exhausted = self._exhausted.setdefault(study._study_id, set())
         live = np.array([i for i in range(len(history)) if i not in exhausted], dtype=int)
         points, violations = history.points(), history.violation_array()
         while live.size:
             members = live[front_mask(points[live], violations[live])]
-            yield members
-            live = live[~np.isin(live, members)]
+            options = {int(i): self._options(study, history, int(i)) for i in members}
+            done = [i for i, found in options.items() if not found]
+            if not done:
+                return [int(i) for i in members], options
+            live = live[~np.isin(live, done)]
+        return [], {}
 
     def _options(self, study, history: History, i: int) -> list[int]:
-        """Unevaluated neighbours of history member ``i``; none left marks it exhausted."""
-        options = self._unseen(history, self._domain.neighbours(history.positions[i]))
-        if not options:
+        """Unevaluated neighbours of history member ``i`` that no other worker is evaluating.
+        None left unevaluated marks it exhausted for good; neighbours that are only being
+        evaluated elsewhere keep it for later (that evaluation may yet be interrupted)."""
+        neighbours = self._domain.neighbours(history.positions[i])
+        if self.iso:
+            classes = self._domain.classes
+            free = [p for p in neighbours if int(classes[p]) not in history.classes]
+        else:
+            free = self._domain.unseen(neighbours, history.seen)
+        if not free:
             self._exhausted.setdefault(study._study_id, set()).add(int(i))
-        return options
+        if history.running_keys:
+            free = self._unseen(history, free)
+        return free
 
     def _groups(self, members: np.ndarray, points: np.ndarray) -> list[list[int]]:
         """Archive members grouped by identical objective vectors (first-seen order)."""

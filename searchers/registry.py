@@ -31,13 +31,13 @@ def _module(name: str, attr: str = "make"):
     def load():
         import importlib
 
-        return getattr(importlib.import_module(f"searchers.{name}"), attr)
+        return getattr(importlib.import_module(f"calnas.searchers.{name}"), attr)
 
     return load
 
 
 def _gp_available() -> bool:
-    from searchers import gp
+    from calnas.searchers import gp
 
     return gp.available()
 

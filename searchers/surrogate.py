@@ -4,8 +4,8 @@ Architectures are categorical vectors (an operation per TSS edge, a width per SS
 kernel is ``exp(-hamming(a, b) / lengthscale)``: the more edges two cells share, the more alike
 their results. Each output column (an objective, or the constraint violation) is standardised
 and shares the kernel. Length-scale and noise come from the largest summed log marginal
-likelihood over a small grid; they are refitted when the data has grown by half since the last
-fit, and between refits the inverse of the kernel matrix grows one row per new architecture
+likelihood over a small grid; they are chosen again each time the data has grown by half (on the first 10, 15, 23, ...
+points, so the model is a function of the history alone), and between refits the inverse of the kernel matrix grows one row per new architecture
 (block inversion through the Schur complement), so a proposal costs O(n^2) rather than O(n^3).
 numpy only: importing scipy.linalg would cost a CLI run more than the whole surrogate does.
 
@@ -28,6 +28,20 @@ _BLAS = ThreadpoolController()
 LENGTHSCALES = (1.0, 2.0, 4.0)
 NOISES = (0.03, 0.1, 0.3)
 REFIT_GROWTH = 1.5
+FIRST_FIT = 10
+
+
+def refit_point(n: int) -> int:
+    """The largest of FIRST_FIT, ceil(FIRST_FIT * 1.5), ... that is at most ``n`` (``n`` below
+    FIRST_FIT): hyperparameters are chosen on that many points, a function of ``n`` alone."""
+    point = FIRST_FIT
+    if n < point:
+        return n
+    while True:
+        following = int(np.ceil(point * REFIT_GROWTH))
+        if following > n:
+            return point
+        point = following
 
 
 class HammingGP:
@@ -51,15 +65,16 @@ class HammingGP:
             return self._fit(list(positions), targets)
 
     def _fit(self, positions: list[int], targets) -> "HammingGP":
-        if positions[: len(self._rows)] != self._rows:
-            self._rows, self._inv, self._fitted_at = [], None, 0  # a different history: start over
-        self._z, self._mean, self._scale = _standardise(np.asarray(targets, dtype=float))
-        if len(positions) >= REFIT_GROWTH * self._fitted_at or self._inv is None:
-            self._rows = positions
-            self._select(self._z)
-            return self
+        targets = np.asarray(targets, dtype=float)
+        start = refit_point(len(positions))
+        if self._fitted_at != start or positions[: len(self._rows)] != self._rows or self._inv is None:
+            # Hyperparameters from the first `start` points alone: the model at n points is the
+            # same whether it grew here step by step or was rebuilt by a resumed search.
+            self._rows = positions[:start]
+            self._select(_standardise(targets[:start])[0])
         for pos in positions[len(self._rows):]:
             self._append(pos)
+        self._z, self._mean, self._scale = _standardise(targets)
         return self
 
     def predict(self, candidates) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,9 @@ import calnas
 from calnas import pareto
 from calnas.spaces import SSS, TSS
 from calnas.tables import load_benchmark
-from searchers import guided
-from searchers.domain import Domain
-from searchers.surrogate import HammingGP
+from calnas.searchers import guided
+from calnas.searchers.domain import Domain
+from calnas.searchers.surrogate import HammingGP
 from tests.conftest import make_published_frame
 
 

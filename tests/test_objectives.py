@@ -9,11 +9,11 @@ import random
 import numpy as np
 import pytest
 
-import objectives
+from calnas import objectives
 from calnas.errors import UserError
 from calnas.spaces import TSS
 from calnas.tables import load_benchmark, table_from_frame
-from objectives import catalog
+from calnas.objectives import catalog
 from tests.conftest import make_published_frame
 
 

@@ -11,15 +11,15 @@ import optuna
 import pytest
 
 import calnas
-import searchers
+from calnas import searchers
 from calnas import pareto
 from calnas.errors import UserError
 from calnas.spaces import SSS, TSS
 from calnas.tables import load_benchmark
-from searchers.domain import Domain
-from searchers import evolution, local
-from searchers.evolution import RegularizedEvolutionSampler
-from searchers.local import LocalSearchSampler
+from calnas.searchers.domain import Domain
+from calnas.searchers import evolution, local
+from calnas.searchers.evolution import RegularizedEvolutionSampler
+from calnas.searchers.local import LocalSearchSampler
 from tests.conftest import make_published_frame
 
 FAST = ["evolution", "local", "guided", "random", "tpe", "nsga2", "nsga3", "qmc"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 # Order is the order in `calnas --help`.
-_MODULES = ["search", "evaluate", "benchmarks", "metrics", "table", "analyze"]
+_MODULES = ["search", "show", "evaluate", "benchmarks", "metrics", "table", "analyze"]
 
 
 def register_all(app) -> None:

@@ -6,6 +6,7 @@ import json
 import math
 import re
 import sys
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -15,6 +16,30 @@ from rich.table import Table as RichTable
 # architecture strings are not cut.
 console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
+
+def quiet_optuna() -> None:
+    """The CLI reports on its own; Optuna's INFO lines ("A new study created ...") are noise.
+    (Set after importing optuna, whose import resets its logger to INFO.)"""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@contextmanager
+def flag_names(flags: dict[str, str]):
+    """Library errors name Python parameters (``budget must be ...``); on the command line the
+    same message leads with the flag that sets it (``--budget: budget must be ...``)."""
+    from calnas.errors import UserError
+
+    try:
+        yield
+    except UserError as exc:
+        text = str(exc)
+        for param, flag in flags.items():
+            if text.startswith(f"{param} ") or text.startswith(f"{param}="):
+                raise UserError(f"{flag}: {text}") from None
+        raise
+
 
 _BINNED = re.compile(r"^(pre|post)_(.+)_(\d+)$")
 

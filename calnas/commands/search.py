@@ -7,11 +7,15 @@ from typing import List, Optional
 
 import typer
 
-from calnas.commands._common import console, err_console, fmt, print_json
+from calnas.commands._common import console, err_console, flag_names, fmt, print_json, quiet_optuna
 from calnas.errors import UserError
 
 DEFAULTS = {"objective": ["acc,ece"], "constraint": [], "budget": 500, "searcher": "auto", "seed": 0,
-            "benchmark": None, "data-dir": None, "dedupe": "arch", "out": None, "json": False, "no-plot": False}
+            "benchmark": None, "data-dir": None, "dedupe": "arch", "out": None, "json": False, "no-plot": False,
+            "storage": None, "study-name": None, "workers": 1}
+# Library parameter names -> the flags that set them, for error messages.
+FLAGS = {"budget": "--budget", "seed": "--seed", "workers": "--workers", "study_name": "--study-name",
+         "storage": "--storage", "dedupe": "--dedupe", "objectives": "--objective", "constraints": "--constraint"}
 # Config keys that name the same option.
 _CONFIG_ALIASES = {"objectives": "objective", "constraints": "constraint"}
 
@@ -26,6 +30,11 @@ architecture drawn with the run's seed. The same --seed gives the same trials an
 Files in --out (default: a new folder runs/search-NNN): front.csv, trials.csv (evaluation
 order), summary.json, pareto.png. Hypervolume is measured with every objective scaled to [0, 1]
 by the table's best and worst values and the reference point at 1.1 (docs/search.md).
+
+The search is an Optuna study. With --storage (sqlite:///s.db, journal:///s.log or
+postgresql://user@host/db) it is kept: the same command again continues it to --budget (a
+killed run loses nothing but the evaluations in flight, which are redone), --workers N runs N
+processes on it, and `calnas show --storage URL --study-name NAME` rebuilds the files from it.
 """
 
 
@@ -51,21 +60,37 @@ def search_cmd(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are option names (objective, budget, ...); command-line options win."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Do not write pareto.png."),
+    storage: Optional[str] = typer.Option(
+        None, "--storage",
+        help="Where the Optuna study lives: memory (default), sqlite:///FILE.db, journal:///FILE.log (or a path "
+             "ending in .log), postgresql://USER:PASSWORD@HOST/DB. A stored study continues where it stopped."),
+    study_name: Optional[str] = typer.Option(None, "--study-name", help="Study name in --storage (default: calnas)."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="Processes sharing the study (default 1; more than 1 needs --storage). Several "
+                                "machines running the same command on one PostgreSQL share it too."),
 ) -> None:
     given = {"objective": objective or None, "constraint": constraint or None, "budget": budget, "searcher": searcher,
              "seed": seed, "benchmark": benchmark, "data-dir": data_dir, "dedupe": dedupe, "out": out,
-             "json": as_json or None, "no-plot": no_plot or None}  # a flag left out leaves the config's value
+             "json": as_json or None, "no-plot": no_plot or None, "storage": storage, "study-name": study_name,
+             "workers": workers}  # a flag left out leaves the config's value
     options = _merge(given, _read_config(config) if config else {})
 
     from calnas.searching import search
 
-    with _progress(enabled=not options["json"]) as advance:
+    quiet_optuna()
+    with flag_names(FLAGS), _progress(enabled=not options["json"]) as advance:
         result = search(options["benchmark"], options["objective"], budget=options["budget"],
                         searcher=options["searcher"], seed=options["seed"], constraints=options["constraint"],
-                        dedupe=options["dedupe"], data_dir=options["data-dir"], progress=advance)
-    out_dir = Path(options["out"]) if options["out"] is not None else _new_run_dir()
-    paths = result.save(out_dir, plot=not options["no-plot"])
-    if options["json"]:
+                        dedupe=options["dedupe"], data_dir=options["data-dir"], progress=advance,
+                        storage=options["storage"], study_name=options["study-name"], workers=options["workers"])
+    report(result, options["out"], as_json=options["json"], plot=not options["no-plot"])
+
+
+def report(result, out, *, as_json: bool, plot: bool) -> None:
+    """Write the result files and print the front (or the JSON summary)."""
+    out_dir = Path(out) if out is not None else _new_run_dir()
+    paths = result.save(out_dir, plot=plot)
+    if as_json:
         print_json({**result.summary(), "out": str(out_dir), "files": {k: str(v) for k, v in paths.items()}})
         return
     console.print(_front_table(result))
@@ -101,7 +126,7 @@ def _read_config(path: Path) -> dict:
             value = [value] if isinstance(value, str) else value
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise UserError(f"config {str(path)!r}: {raw_key} must be a string or a list of strings")
-        elif key in ("budget", "seed") and (isinstance(value, bool) or not isinstance(value, int)):
+        elif key in ("budget", "seed", "workers") and (isinstance(value, bool) or not isinstance(value, int)):
             raise UserError(f"config {str(path)!r}: {raw_key} must be an integer, got {value!r}")
         elif key in ("json", "no-plot") and not isinstance(value, bool):
             raise UserError(f"config {str(path)!r}: {raw_key} must be true or false")

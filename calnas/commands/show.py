@@ -1,0 +1,33 @@
+"""`calnas show`: the result files and front of a stored search, from its storage alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from calnas.commands.search import FLAGS, report
+from calnas.commands._common import flag_names, quiet_optuna
+
+
+def show_cmd(
+    storage: str = typer.Option(..., "--storage", help="The storage the search wrote (sqlite:///FILE.db, journal:///FILE.log, postgresql://...)."),
+    study_name: Optional[str] = typer.Option(None, "--study-name", help="Study name (default: calnas)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: a new folder under runs/)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Do not write pareto.png."),
+) -> None:
+    """Rebuild front.csv, trials.csv, summary.json and pareto.png of a stored search and print its
+    front. Needs nothing but the storage: the table, objectives and true front are in the study.
+    Works while the search is still running (it shows what is finished)."""
+    from calnas.searching import show
+
+    quiet_optuna()
+    with flag_names(FLAGS):
+        result = show(storage, study_name)
+    report(result, out, as_json=as_json, plot=not no_plot)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("show")(show_cmd)

@@ -1,0 +1,206 @@
+"""The seam between a search and where its numbers come from.
+
+An :class:`Evaluator` tells the search engine
+
+* the *candidates*: the architectures it can evaluate (a table's rows, or the whole space for
+  live training), the dedupe key and isomorphism class of each, and cheap columns known before
+  evaluation (params, FLOPs);
+* ``evaluate(positions)``: one :class:`Evaluation` per candidate position, with every metric
+  column it produced, or a failure and its reason;
+* ``known_front()``: the true Pareto front when it is known (a table that holds every candidate),
+  None otherwise.
+
+Searchers never see an evaluator: they see the space (through a
+:class:`~calnas.searchers.domain.Domain` built from the candidates) and the study.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from calnas import pareto
+from calnas.errors import UserError
+
+DEDUPE_MODES = ("arch", "iso")
+COST_COLUMNS = ("params", "flops")
+
+
+@dataclass
+class Candidates:
+    """What a search may propose, addressed by position."""
+
+    space: object
+    archs: list[str]
+    indices: np.ndarray
+    keys: np.ndarray  # dedupe key: the index (--dedupe arch) or the isomorphism class (iso)
+    classes: np.ndarray  # isomorphism class (TSS); the index where there is none (SSS)
+    cheap: dict[str, np.ndarray] = field(default_factory=dict)  # known before evaluation
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One architecture's numbers, or why there are none."""
+
+    metrics: dict[str, float]
+    failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+@dataclass(frozen=True)
+class KnownFront:
+    """The true front for one set of objectives/constraints, in candidate positions."""
+
+    positions: np.ndarray  # sorted for display
+    hypervolume: float
+    lower: np.ndarray  # per-objective best over the candidates (minimisation form)
+    upper: np.ndarray  # per-objective worst
+    method: str  # "exact" | "monte-carlo"
+    feasible: np.ndarray  # the feasible members of positions
+    points: np.ndarray  # minimisation-form objective vectors of every candidate
+
+
+class Evaluator:
+    """Interface; see the module docstring."""
+
+    kind = "abstract"
+    name: str = ""
+    dataset: str | None = None
+    covers_space: bool = False
+
+    def candidates(self) -> Candidates:
+        raise NotImplementedError
+
+    def evaluate(self, positions: Sequence[int]) -> list[Evaluation]:
+        raise NotImplementedError
+
+    def known_front(self) -> KnownFront | None:
+        return None
+
+
+def objective_values(spec, metrics: Mapping[str, float]) -> tuple[list[float], list[float]]:
+    """(objective values in the user's directions, raw constraint values) of one metrics row."""
+    return [o.value_of(metrics) for o in spec.objectives], [c.objective.value_of(metrics) for c in spec.constraints]
+
+
+def display_order(points: np.ndarray) -> np.ndarray:
+    """Best first on the first objective, then the next ones (stable, so ties keep row order)."""
+    return np.lexsort(points.T[::-1])
+
+
+def reference_point(k: int) -> np.ndarray:
+    return np.full(k, pareto.REFERENCE)
+
+
+# --------------------------------------------------------------------------------------------
+# tables
+
+
+class TableEvaluator(Evaluator):
+    """Look architectures up in a table, vectorised: the candidates are the rows that hold every
+    value the objectives and constraints need."""
+
+    kind = "table"
+
+    def __init__(self, table, spec, dedupe: str = "arch"):
+        if dedupe not in DEDUPE_MODES:
+            raise UserError(f"unknown dedupe mode {dedupe!r}; expected one of {', '.join(DEDUPE_MODES)}")
+        self.table, self.spec, self.dedupe = table, spec, dedupe
+        self.name, self.dataset, self.space = table.name, table.dataset, table.space
+        self.covers_space = table.covers_space
+        frame = table.frame
+        values = np.column_stack([o.values(frame) for o in spec.objectives])
+        raw = [c.objective.values(frame) for c in spec.constraints]
+        usable = np.all(np.isfinite(values), axis=1)
+        for column in raw:
+            usable &= np.isfinite(column)
+        keep = np.flatnonzero(usable)
+        if keep.size == 0:
+            raise UserError(f"{table.name} has no row with every value the objectives and constraints need")
+        self._keep = keep
+        self.values = values[keep]
+        self.points = pareto.as_minimisation(self.values, spec.directions)
+        self.violation = None
+        if spec.constraints:
+            self.violation = np.column_stack([c.violation(r[keep]) for c, r in zip(spec.constraints, raw)]).sum(axis=1)
+        needed = list(dict.fromkeys([c for o in spec.objectives for c in o.inputs]
+                                    + [c for k in spec.constraints for c in k.objective.inputs]
+                                    + [c for c in COST_COLUMNS if c in frame.columns]))
+        # Python lists: a row's dict is built per evaluation without numpy scalars.
+        self._metric_lists = {c: frame[c].to_numpy(dtype=float)[keep].tolist() for c in needed}
+        self._candidates: Candidates | None = None
+
+    def candidates(self) -> Candidates:
+        if self._candidates is None:
+            table, keep = self.table, self._keep
+            frame = table.frame
+            iso = _iso_classes(table)
+            keys = frame.index.to_numpy() if self.dedupe == "arch" else iso
+            cheap = {c: frame[c].to_numpy(dtype=float)[keep] for c in COST_COLUMNS if c in frame.columns}
+            self._candidates = Candidates(table.space, frame["arch"].to_numpy()[keep].tolist(),
+                                          frame.index.to_numpy()[keep], np.asarray(keys)[keep],
+                                          np.asarray(iso)[keep], cheap)
+        return self._candidates
+
+    def evaluate(self, positions: Sequence[int]) -> list[Evaluation]:
+        lists = self._metric_lists
+        return [Evaluation({c: values[p] for c, values in lists.items()}) for p in positions]
+
+    def known_front(self) -> KnownFront:
+        return known_front(self.points, self.violation)
+
+
+def _iso_classes(table) -> np.ndarray:
+    """Isomorphism class per row (TSS: the ``iso`` column or computed; SSS: the index)."""
+    frame = table.frame
+    if "iso" in frame.columns and frame["iso"].notna().all():
+        return frame["iso"].to_numpy(dtype=np.int64)
+    if table.space.name != "tss":
+        return frame.index.to_numpy()
+    import pandas as pd
+
+    codes, _ = pd.factorize(pd.Series([table.space.iso_key(a) for a in frame["arch"]]))
+    return codes.astype(np.int64)
+
+
+# Fronts by content: the same objective columns give the same front whichever Table object (or
+# edited copy of one) they came from, and an edited frame gives a new key, never a stale front.
+_FRONTS: OrderedDict[bytes, KnownFront] = OrderedDict()
+_FRONTS_KEPT = 16
+
+
+def known_front(points: np.ndarray, violation: np.ndarray | None) -> KnownFront:
+    digest = hashlib.blake2b(np.ascontiguousarray(points).tobytes(), digest_size=16)
+    digest.update(str(points.shape).encode())
+    if violation is not None:
+        digest.update(np.ascontiguousarray(violation).tobytes())
+    key = digest.digest()
+    front = _FRONTS.get(key)
+    if front is None:
+        front = _FRONTS[key] = _compute_front(points, violation)
+        while len(_FRONTS) > _FRONTS_KEPT:
+            _FRONTS.popitem(last=False)
+    else:
+        _FRONTS.move_to_end(key)
+    return front
+
+
+def _compute_front(points: np.ndarray, violation: np.ndarray | None) -> KnownFront:
+    lower, upper = points.min(axis=0), points.max(axis=0)
+    positions = np.flatnonzero(pareto.front_mask(points, violation))
+    positions = positions[display_order(points[positions])]
+    feasible = positions if violation is None else positions[violation[positions] <= 0]
+    scaled = pareto.normalise(points[feasible], lower, upper)
+    reference = reference_point(points.shape[1])
+    return KnownFront(positions, pareto.hypervolume(scaled, reference), lower, upper,
+                      pareto.hypervolume_method(scaled, reference), feasible, points)

@@ -1,0 +1,61 @@
+"""Figures of search results (matplotlib's object-oriented API with the Agg canvas: no pyplot, no
+GUI backend, no global state), imported only when a figure is drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pareto_figure(result):
+    """All trials, the found front and (when known) the true front, objectives pairwise."""
+    from itertools import combinations
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    objectives = result.info["objectives"]
+    names = [o["name"] for o in objectives]
+    if len(names) == 1:
+        pairs = [(None, 0)]
+    else:
+        pairs = list(combinations(range(len(names)), 2))[:6]
+    cols = min(len(pairs), 3)
+    rows = -(-len(pairs) // cols)
+    figure = Figure(figsize=(5.2 * cols, 4.4 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    trials, front, true_front = result.trials, result.front, result.true_front
+    for n, (x, y) in enumerate(pairs):
+        ax = figure.add_subplot(rows, cols, n + 1)
+        xs = (lambda f: f["trial"]) if x is None else (lambda f, x=x: f[names[x]])
+        if x is None:
+            front_x = front.merge(trials[["index", "trial"]], on="index")["trial"]
+            true_x = None
+        else:
+            front_x, true_x = front[names[x]], true_front[names[x]]
+        feasible = trials["feasible"] if "feasible" in trials else np.ones(len(trials), dtype=bool)
+        ax.scatter(xs(trials)[feasible], trials[names[y]][feasible], s=9, color="0.65", label="trials", zorder=1)
+        if not np.all(feasible):
+            ax.scatter(xs(trials)[~feasible], trials[names[y]][~feasible], s=9, color="0.85", marker="x",
+                       label="infeasible trials", zorder=1)
+        if true_x is not None:
+            ax.scatter(true_x, true_front[names[y]], s=42, facecolors="none", edgecolors="black",
+                       linewidths=0.9, label="true front", zorder=2)
+        ax.scatter(front_x, front[names[y]], s=16, color="tab:orange", label="found front", zorder=3)
+        ax.set_xlabel("evaluation" if x is None else _axis_label(objectives[x]))
+        ax.set_ylabel(_axis_label(objectives[y]))
+        ax.grid(alpha=0.3)
+        if n == 0:
+            ax.legend(fontsize=8, loc="best")
+    ratio = result.hypervolume_ratio
+    ratio_text = f", hypervolume ratio {ratio:.3f}" if ratio is not None else ""
+    figure.suptitle(f"{result.info['searcher']} on {result.info['benchmark']}: "
+                    f"{result.evaluations} evaluations{ratio_text}", fontsize=10)
+    return figure
+
+
+def _axis_label(objective: dict) -> str:
+    arrow = "higher is better" if objective["direction"] == "maximize" else "lower is better"
+    name = objective["name"]
+    if objective.get("column") and objective["column"] != name:
+        name = f"{name} ({objective['column']})"
+    return f"{name}, {arrow}"

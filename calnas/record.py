@@ -1,0 +1,375 @@
+"""The Optuna study as the only record of a search.
+
+Every proposal is one trial; what it became is read from the trial itself:
+
+==========================================  ===========================================  ========
+trial                                       meaning                                      budget
+==========================================  ===========================================  ========
+COMPLETE                                    an evaluation: params = the architecture,   1
+                                            values = objectives, user attrs ``arch``,
+                                            ``index``, ``metrics`` (every column the
+                                            evaluator returned)
+COMPLETE + ``calnas_repeat_of``             a proposal of something already evaluated,   0
+                                            answered with the first evaluation's values
+FAIL + ``calnas_failure``                   an evaluation that failed (reason kept);     1
+                                            never on the front, never retried
+FAIL + ``calnas_taken_by``                  proposed while another trial (another        0
+                                            worker) was evaluating the same architecture
+FAIL + ``calnas_not_in_table``              the evaluator cannot evaluate it             0
+FAIL + ``calnas_over_budget``               claimed after the budget was taken           0
+FAIL, none of these                         interrupted (its worker died); the           0
+                                            architecture is free again
+RUNNING                                     being evaluated (heartbeat in the system     -
+                                            attr ``calnas:heartbeat``)
+==========================================  ===========================================  ========
+
+Who evaluates an architecture: the *holder* of its dedupe key is the lowest-numbered trial with
+that key that is RUNNING, COMPLETE (not a repeat) or a failed evaluation. A worker whose trial is
+not the holder does not evaluate. Trial numbers come from the storage, so this needs no lock of
+calnas's own; a worker only waits while a lower-numbered trial is still being created (its
+parameters not all written yet), which takes milliseconds.
+
+A RUNNING trial whose heartbeat (or, before its first beat, its start) is older than
+:data:`STALE_AFTER` seconds belongs to a dead worker: any worker marks it FAIL, which frees its
+architecture for exactly one new evaluation. The heartbeat is calnas's own (a trial system
+attribute written every :data:`HEARTBEAT_INTERVAL` seconds) because Optuna's journal storage has
+none; it works the same on every storage.
+
+:class:`StudyRecord` reads a study incrementally: each :meth:`~StudyRecord.update` looks only at
+trials it has not seen finished, so a proposal costs the same at trial 10 as at trial 10,000.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime
+from optuna.trial import TrialState
+
+ARCH = "arch"
+INDEX = "index"
+METRICS = "metrics"
+REPEAT_OF = "calnas_repeat_of"
+FAILURE = "calnas_failure"
+TAKEN_BY = "calnas_taken_by"
+NOT_IN_TABLE = "calnas_not_in_table"
+OVER_BUDGET = "calnas_over_budget"
+FALLBACK = "calnas_fallback"
+STREAM = "calnas_stream"
+INTERRUPTED = "calnas_interrupted"
+HEARTBEAT = "calnas:heartbeat"
+STUDY_ATTR = "calnas"  # study user attr: what was searched (objectives, space, table, ...)
+RUN_ATTR = "calnas_run"  # study user attr: the last run's searcher, seed, budget
+
+HEARTBEAT_INTERVAL = 1.0
+STALE_AFTER = 6.0
+_FREE_MARKS = (TAKEN_BY, NOT_IN_TABLE, OVER_BUDGET)
+
+
+@dataclass
+class Entry:
+    """One finished evaluation (or failed evaluation) of the study."""
+
+    number: int
+    position: int
+    key: int
+    values: tuple[float, ...] | None  # objectives in the user's directions; None when failed
+    metrics: dict
+    constraints: tuple[float, ...]  # violation amounts as stored on the trial (<= 0 satisfied)
+    failure: str | None = None
+    arch: str = ""
+    index: int = -1
+
+
+@dataclass
+class Counts:
+    asked: int = 0  # every finished proposal except interrupted ones
+    repeats: int = 0
+    taken: int = 0
+    not_in_table: int = 0
+    over_budget: int = 0
+    interrupted: int = 0
+    fallbacks: int = 0
+
+
+@dataclass
+class _Pending:
+    number: int
+    trial_id: int
+
+
+class StudyRecord:
+    """Incremental view of a study's trials, in the positions and dedupe keys of a
+    :class:`~calnas.searchers.domain.Domain`."""
+
+    def __init__(self, study, domain):
+        self.study, self.domain = study, domain
+        self._storage, self._study_id = study._storage, study._study_id
+        self._n_params = len(domain.distributions)
+        self._position_of, self._key_of = domain.position_of_params, domain.key
+        self.entries: list[Entry] = []  # in the order they were found finished
+        self.holders: dict[int, int] = {}  # key -> number of the finished holder (evaluated or failed)
+        self.by_number: dict[int, Entry] = {}
+        self.counts = Counts()
+        self._next = 0  # first trial number never looked at
+        self._pending: dict[int, int] = {}  # unfinished trial number -> trial id
+        self.running: dict[int, int] = {}  # unfinished number with complete params -> key
+        self._running_positions: dict[int, int] = {}
+        self.unparametrised: set[int] = set()  # unfinished numbers whose params are incomplete
+        self._trials: list = []
+        self.mine: set[int] = set()  # trial numbers this process is working on
+        # Set by the search driver while its own view is current (it has just read the study
+        # and folds in what it tells itself): a sampler's update() inside ask then costs nothing.
+        self.reuse = False
+        self._told: set[int] = set()  # finished here, not read back yet
+        self.foreign = 0  # observations of other processes' trials (0: this process is alone)
+
+    # -- reading ----------------------------------------------------------------------------------
+    def update(self) -> "StudyRecord":
+        if self.reuse:
+            return self
+        trials = self._storage.get_all_trials(self._study_id, deepcopy=False)
+        self._trials = trials
+        for number in sorted(self._pending):
+            self._look(trials[number])
+        for number in range(self._next, len(trials)):
+            self._look(trials[number])
+        self._next = len(trials)
+        return self
+
+    def trial(self, number: int):
+        return self._trials[number]
+
+    def _look(self, trial) -> None:
+        number = trial.number
+        if number in self._told:
+            self._told.discard(number)  # folded in by told() already
+            return
+        state = trial.state
+        if number not in self.mine:
+            self.foreign += 1
+        if not state.is_finished():
+            self._pending[number] = trial._trial_id
+            if state == TrialState.RUNNING and len(trial.params) >= self._n_params:
+                position = self._position_of(trial.params)
+                self.unparametrised.discard(number)
+                if position is None:
+                    self.running.pop(number, None)
+                else:
+                    self.running[number] = self._key_of(position)
+                    self._running_positions[number] = position
+            elif state == TrialState.RUNNING:
+                self.unparametrised.add(number)
+            return
+        self._pending.pop(number, None)
+        self.running.pop(number, None)
+        self._running_positions.pop(number, None)
+        self.unparametrised.discard(number)
+        self._finish(trial)
+
+    def told(self, number: int, trial_id: int, state: TrialState, params: dict, user_attrs: dict,
+             values=None, constraints=()) -> None:
+        """Fold in a trial this process has just finished, without reading the storage."""
+        if number >= self._next:
+            self._told.add(number)
+        self._pending.pop(number, None)
+        self.running.pop(number, None)
+        self._running_positions.pop(number, None)
+        self.unparametrised.discard(number)
+        self._finish(_Told(number, trial_id, state, params, user_attrs, values, tuple(constraints)))
+
+    def _finish(self, trial) -> None:
+        attrs, counts = trial.user_attrs, self.counts
+        if trial.state == TrialState.FAIL and not any(k in attrs for k in (FAILURE, REPEAT_OF, *_FREE_MARKS)):
+            counts.interrupted += 1
+            return
+        counts.asked += 1
+        counts.fallbacks += FALLBACK in attrs
+        if REPEAT_OF in attrs:
+            counts.repeats += 1
+            return
+        for mark in _FREE_MARKS:
+            if mark in attrs:
+                setattr(counts, _COUNTER[mark], getattr(counts, _COUNTER[mark]) + 1)
+                return
+        if trial.state not in (TrialState.COMPLETE, TrialState.FAIL):
+            return  # PRUNED: never written by calnas
+        position = self._position_of(trial.params)
+        if position is None:
+            return
+        key = self._key_of(position)
+        failure = attrs.get(FAILURE)
+        values = None if failure is not None else tuple(trial.values)
+        constraints = tuple(_constraint_values(trial))
+        domain = self.domain
+        entry = Entry(trial.number, position, key, values, dict(attrs.get(METRICS) or {}), constraints, failure,
+                      attrs.get(ARCH, domain.archs[position]), int(attrs.get(INDEX, domain.indices[position])))
+        self.entries.append(entry)
+        self.by_number[trial.number] = entry
+        # Two finished holders of one key can only come from a storage written without calnas's
+        # claim rule; the lower number stays the holder.
+        if key not in self.holders or trial.number < self.holders[key]:
+            self.holders[key] = trial.number
+
+    # -- questions the driver and the samplers ask -----------------------------------------------
+    @property
+    def n_done(self) -> int:
+        """Distinct architectures (keys) evaluated, failed evaluations included."""
+        return len(self.holders)
+
+    def running_holders(self, exclude: int | None = None) -> dict[int, int]:
+        """key -> lowest running trial number, for keys nobody has finished."""
+        out: dict[int, int] = {}
+        for number, key in self.running.items():
+            if number == exclude or key in self.holders:
+                continue
+            if key not in out or number < out[key]:
+                out[key] = number
+        return out
+
+    def taken_keys(self) -> set[int]:
+        return set(self.holders) | set(self.running_holders())
+
+    def holder_before(self, number: int, key: int) -> int | None:
+        """The holder of ``key`` among trials numbered below ``number`` (None: ``number`` holds it)."""
+        best = self.holders.get(key)
+        if best is not None and best > number:
+            best = None
+        for other, other_key in self.running.items():
+            if other_key == key and other < number and (best is None or other < best):
+                best = other
+        return best
+
+    def holders_below(self, number: int) -> int:
+        """How many distinct keys are held by trials numbered below ``number``."""
+        keys = {k for k, n in self.holders.items() if n < number}
+        keys.update(k for n, k in self.running.items() if n < number)
+        return len(keys)
+
+    def position_of_number(self, number: int) -> int | None:
+        """Candidate position of a running or evaluated trial."""
+        if number in self._running_positions:
+            return self._running_positions[number]
+        entry = self.by_number.get(number)
+        return None if entry is None else entry.position
+
+    def creating_below(self, number: int) -> list[int]:
+        """Lower-numbered trials still being created (their params not all written)."""
+        return [n for n in self.unparametrised if n < number]
+
+    def ordered(self) -> list[Entry]:
+        """Evaluations in trial-number order (the evaluation order of the results)."""
+        return sorted(self.entries, key=lambda e: e.number)
+
+    # -- dead workers -------------------------------------------------------------------------------
+    def fail_stale(self, now: float | None = None) -> int:
+        """Mark FAIL every unfinished trial of another process whose heartbeat is too old."""
+        if not self._pending:
+            return 0
+        now = time.time() if now is None else now
+        failed = 0
+        for number, trial_id in list(self._pending.items()):
+            if number in self.mine:
+                continue
+            trial = self._trials[number] if number < len(self._trials) else None
+            if trial is None or trial.state != TrialState.RUNNING:
+                continue
+            if now - last_sign_of_life(trial) <= STALE_AFTER:
+                continue
+            try:
+                self._storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
+                if self._storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                    failed += 1
+            except Exception:  # noqa: BLE001 - finished meanwhile (its worker was alive after all)
+                continue
+        if failed:
+            self.update()
+        return failed
+
+    def oldest_silence(self, now: float | None = None) -> float | None:
+        """Seconds since the quietest unfinished trial of another process last showed life."""
+        now = time.time() if now is None else now
+        ages = [now - last_sign_of_life(self._trials[n]) for n in self._pending
+                if n not in self.mine and n < len(self._trials) and self._trials[n].state == TrialState.RUNNING]
+        return max(ages) if ages else None
+
+
+@dataclass
+class _Told:
+    """What ``_finish`` reads of a trial, for one this process finished itself."""
+
+    number: int
+    _trial_id: int
+    state: TrialState
+    params: dict
+    user_attrs: dict
+    values: object
+    constraints: tuple
+
+
+_COUNTER = {TAKEN_BY: "taken", NOT_IN_TABLE: "not_in_table", OVER_BUDGET: "over_budget"}
+
+
+def last_sign_of_life(trial) -> float:
+    beat = trial.system_attrs.get(HEARTBEAT)
+    if beat is not None:
+        return float(beat)
+    start = trial.datetime_start
+    return start.timestamp() if isinstance(start, datetime) else time.time()
+
+
+def _constraint_values(trial) -> list[float]:
+    if isinstance(trial, _Told):
+        return list(trial.constraints)
+    from calnas.searchers._base import trial_constraints
+
+    return trial_constraints(trial)
+
+
+# (storage object, study id) -> the record of that study in this process, shared by the search
+# driver and calnas's samplers so the study is read once per proposal.
+_RECORDS: "weakref.WeakKeyDictionary" = None  # type: ignore[assignment]
+
+
+def record_for(study, domain) -> StudyRecord:
+    """This process's record of ``study`` (created on first use, e.g. by a sampler used in a
+    plain Optuna study)."""
+    global _RECORDS
+    if _RECORDS is None:
+        _RECORDS = weakref.WeakKeyDictionary()
+    per_storage = _RECORDS.setdefault(study._storage, {})
+    record = per_storage.get(study._study_id)
+    if record is None or record.domain is not domain:
+        record = per_storage[study._study_id] = StudyRecord(study, domain)
+    return record
+
+
+@dataclass
+class Heartbeat:
+    """Writes the trial's heartbeat every HEARTBEAT_INTERVAL seconds while its evaluation runs."""
+
+    storage: object
+    trial_id: int
+    interval: float = HEARTBEAT_INTERVAL
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, name="calnas-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT, time.time())
+            except Exception:  # noqa: BLE001 - the trial was finished (or failed as stale) meanwhile
+                return
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return False

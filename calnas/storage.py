@@ -1,0 +1,136 @@
+"""Where a search's Optuna study lives: ``--storage URL``.
+
+Spellings (one each; docs/search.md has the table):
+
+* ``None`` or ``"memory"``: in memory (fastest; nothing survives the process);
+* ``sqlite:///relative.db`` / ``sqlite:////absolute.db``: SQLite through Optuna's ``RDBStorage``;
+* ``journal:///relative.log`` / ``journal:////absolute.log``, or any path ending in ``.log``: an
+  Optuna journal file (``JournalStorage`` + ``JournalFileBackend``), the sturdiest choice for
+  several processes on one machine (appends under a file lock, no database server);
+* ``postgresql://user:password@host:port/db`` (or ``...?host=/socket/dir``): PostgreSQL through
+  ``RDBStorage`` and psycopg 3 (``pip install 'calnas[postgres]'``); several machines pointed at
+  one server share a study.
+
+Every failure to open a storage is a :class:`~calnas.errors.UserError` naming the URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from calnas.errors import UserError
+
+MEMORY = "memory"
+JOURNAL_PREFIX = "journal:///"
+# SQLite serialises writers; several workers on one file wait for the lock instead of failing.
+SQLITE_TIMEOUT_S = 60
+
+
+def is_persistent(url: str | None) -> bool:
+    return url is not None and str(url).strip().lower() != MEMORY
+
+
+def _journal_path(url: str) -> Path | None:
+    if url.startswith(JOURNAL_PREFIX):
+        return Path(url[len(JOURNAL_PREFIX):])
+    if "://" not in url and url.endswith(".log"):
+        return Path(url)
+    return None
+
+
+def open_storage(url: str | None):
+    """An Optuna storage for ``url`` (None/"memory": in memory)."""
+    import optuna
+
+    if not is_persistent(url):
+        return optuna.storages.InMemoryStorage()
+    url = str(url).strip()
+    journal = _journal_path(url)
+    if journal is not None:
+        return _journal(journal, url)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "sqlite":
+        return _rdb(url, {"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
+    if scheme.startswith("postgresql") or scheme == "postgres":
+        return _rdb(_postgres_url(url), {"pool_pre_ping": True})
+    raise UserError(f"storage {url!r} is not one calnas knows; expected memory, sqlite:///FILE.db, "
+                    "journal:///FILE.log (or a path ending in .log) or postgresql://USER@HOST/DB")
+
+
+def _journal(path: Path, url: str):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if path.exists() and not path.is_file():
+        raise UserError(f"storage {url!r}: {str(path)!r} is not a regular file")
+    if not path.parent.is_dir():
+        raise UserError(f"storage {url!r}: folder {str(path.parent)!r} does not exist")
+    try:
+        return JournalStorage(JournalFileBackend(str(path)))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot open journal storage {url!r} ({_first_line(exc)})") from None
+
+
+def _postgres_url(url: str) -> str:
+    """``postgresql://`` through psycopg 3 (SQLAlchemy's default driver is psycopg2)."""
+    scheme, rest = url.split("://", 1)
+    if "+" in scheme:
+        return url
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise UserError("a postgresql:// storage needs psycopg 3: pip install 'calnas[postgres]'") from None
+    return f"postgresql+psycopg://{rest}"
+
+
+def _rdb(url: str, engine_kwargs: dict):
+    import optuna
+
+    if url.lower().startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if str(path) not in ("", ":memory:") and not path.parent.is_dir():
+            raise UserError(f"storage {url!r}: folder {str(path.parent)!r} does not exist")
+        if path.exists() and not path.is_file():
+            raise UserError(f"storage {url!r}: {str(path)!r} is not a regular file")
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except Exception as exc:  # SQLAlchemy / driver errors: unreachable server, bad file, bad URL
+        raise UserError(f"cannot open storage {_redact(url)!r} ({_first_line(exc)})") from None
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+
+
+def set_user_attrs(storage, trial_id: int, attrs: dict) -> None:
+    """Several user attributes of one trial in one write.
+
+    On an RDB storage each ``set_trial_user_attr`` is a transaction of its own (a commit, an
+    fsync for SQLite); calnas writes three per evaluation, so it writes them in one transaction
+    through the storage's own per-attribute helper. Any other storage (or an Optuna without that
+    helper) gets the public per-attribute calls.
+    """
+    backend = getattr(storage, "_backend", storage)
+    write = getattr(backend, "_set_trial_attr_without_commit", None)
+    scoped = getattr(backend, "scoped_session", None)
+    if write is None or scoped is None:
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+        return
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(scoped, True) as session:
+        for key, value in attrs.items():
+            write(session, models.TrialUserAttributeModel, trial_id, key, value)
