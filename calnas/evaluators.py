@@ -77,6 +77,10 @@ class Evaluator:
     name: str = ""
     dataset: str | None = None
     covers_space: bool = False
+    # Seconds between heartbeats of a running evaluation, and the silence after which another
+    # worker takes it for dead: a table lookup takes microseconds, a live training minutes.
+    heartbeat_interval: float = 1.0
+    stale_after: float = 4.0
 
     def candidates(self) -> Candidates:
         raise NotImplementedError

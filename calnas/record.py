@@ -29,10 +29,10 @@ not the holder does not evaluate. Trial numbers come from the storage, so this n
 calnas's own; a worker only waits while a lower-numbered trial is still being created (its
 parameters not all written yet), which takes milliseconds.
 
-A RUNNING trial whose heartbeat (or, before its first beat, its start) is older than
-:data:`STALE_AFTER` seconds belongs to a dead worker: any worker marks it FAIL, which frees its
+A RUNNING trial whose heartbeat (or, before its first beat, its start) is older than the
+evaluator's ``stale_after`` seconds belongs to a dead worker: any worker marks it FAIL, which frees its
 architecture for exactly one new evaluation. The heartbeat is calnas's own (a trial system
-attribute written every :data:`HEARTBEAT_INTERVAL` seconds) because Optuna's journal storage has
+attribute written every ``heartbeat_interval`` seconds) because Optuna's journal storage has
 none; it works the same on every storage.
 
 :class:`StudyRecord` reads a study incrementally: each :meth:`~StudyRecord.update` looks only at
@@ -63,8 +63,6 @@ HEARTBEAT = "calnas:heartbeat"
 STUDY_ATTR = "calnas"  # study user attr: what was searched (objectives, space, table, ...)
 RUN_ATTR = "calnas_run"  # study user attr: the last run's searcher, seed, budget
 
-HEARTBEAT_INTERVAL = 1.0
-STALE_AFTER = 6.0
 _FREE_MARKS = (TAKEN_BY, NOT_IN_TABLE, OVER_BUDGET)
 
 
@@ -104,8 +102,9 @@ class StudyRecord:
     """Incremental view of a study's trials, in the positions and dedupe keys of a
     :class:`~calnas.searchers.domain.Domain`."""
 
-    def __init__(self, study, domain):
+    def __init__(self, study, domain, *, stale_after: float = 4.0):
         self.study, self.domain = study, domain
+        self.stale_after = stale_after
         self._storage, self._study_id = study._storage, study._study_id
         self._n_params = len(domain.distributions)
         self._position_of, self._key_of = domain.position_of_params, domain.key
@@ -276,7 +275,7 @@ class StudyRecord:
             trial = self._trials[number] if number < len(self._trials) else None
             if trial is None or trial.state != TrialState.RUNNING:
                 continue
-            if now - last_sign_of_life(trial) <= STALE_AFTER:
+            if now - last_sign_of_life(trial) <= self.stale_after:
                 continue
             try:
                 self._storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
@@ -333,7 +332,7 @@ def _constraint_values(trial) -> list[float]:
 _RECORDS: "weakref.WeakKeyDictionary" = None  # type: ignore[assignment]
 
 
-def record_for(study, domain) -> StudyRecord:
+def record_for(study, domain, **options) -> StudyRecord:
     """This process's record of ``study`` (created on first use, e.g. by a sampler used in a
     plain Optuna study)."""
     global _RECORDS
@@ -342,17 +341,17 @@ def record_for(study, domain) -> StudyRecord:
     per_storage = _RECORDS.setdefault(study._storage, {})
     record = per_storage.get(study._study_id)
     if record is None or record.domain is not domain:
-        record = per_storage[study._study_id] = StudyRecord(study, domain)
+        record = per_storage[study._study_id] = StudyRecord(study, domain, **options)
     return record
 
 
 @dataclass
 class Heartbeat:
-    """Writes the trial's heartbeat every HEARTBEAT_INTERVAL seconds while its evaluation runs."""
+    """Writes the trial's heartbeat every ``interval`` seconds while its evaluation runs."""
 
     storage: object
     trial_id: int
-    interval: float = HEARTBEAT_INTERVAL
+    interval: float
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 

@@ -315,7 +315,7 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
 
     candidates = evaluator.candidates()
     domain = Domain(candidates.space, candidates.archs, candidates.indices, candidates.keys, candidates.classes)
-    record = rec.record_for(study, domain)
+    record = rec.record_for(study, domain, stale_after=evaluator.stale_after)
     constrained = bool(spec.constraints)
     worker_seed = stream_seed(seed, stream)
     study.sampler = searchers.make(searcher_name, domain, seed=worker_seed,
@@ -325,7 +325,7 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
     n_keys = domain.n_keys
     streak = 0
     if persistent:
-        _settle(record)
+        _settle(record, evaluator.heartbeat_interval)
 
     def tell_free(trial, mark, value=True, *, values=None, constraints=None):
         trial.set_user_attr(mark, value)
@@ -341,14 +341,14 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
     record.update()
     checked = time.monotonic()
     while True:
-        if persistent and time.monotonic() - checked > rec.HEARTBEAT_INTERVAL:
+        if persistent and time.monotonic() - checked > evaluator.heartbeat_interval:
             record.update()
             record.fail_stale()
             checked = time.monotonic()
         done = record.n_done
         if done >= budget or done >= n_keys:
             if persistent:  # others' interrupted evaluations are redone before stopping
-                _settle(record)
+                _settle(record, evaluator.heartbeat_interval)
                 if record.n_done < min(budget, n_keys):
                     continue
             if done >= n_keys and done < budget:
@@ -416,7 +416,7 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
     from calnas.storage import set_user_attrs
 
     if persistent:
-        with rec.Heartbeat(study._storage, trial._trial_id):
+        with rec.Heartbeat(study._storage, trial._trial_id, evaluator.heartbeat_interval):
             (evaluation,) = evaluator.evaluate([position])
     else:
         (evaluation,) = evaluator.evaluate([position])
@@ -453,7 +453,7 @@ def _abandon(study, trial) -> None:
         pass
 
 
-def _settle(record) -> None:
+def _settle(record, interval: float) -> None:
     """On (re)start, wait until every running trial either shows life or is failed as stale, so
     a search resumed right after a kill redoes the killed evaluation before anything new."""
     started = time.time()
@@ -463,7 +463,7 @@ def _settle(record) -> None:
         silence = record.oldest_silence()
         if silence is None or silence < time.time() - started:
             return  # nothing running, or all of it beat since we started: alive
-        time.sleep(min(rec.HEARTBEAT_INTERVAL / 2, 0.5))
+        time.sleep(min(interval / 2, 0.5))
 
 
 def _wait_for_creations(record, number: int) -> None:

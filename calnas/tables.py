@@ -374,8 +374,8 @@ def load_benchmark(name_or_path=None, *, data_dir_path=None) -> Table:
     if lowered in builtin:
         space, dataset = builtin[lowered]
         if lowered.startswith("nats-tss-"):
-            return _cached_embedded_accuracy(dataset)
-        return _cached_embedded_calibration(lowered)
+            return _copy(_cached_embedded_accuracy(dataset))
+        return _copy(_cached_embedded_calibration(lowered))
     directory = data_dir(data_dir_path)
     in_dir = {k.lower(): v for k, v in data_dir_benchmarks(directory).items()}
     if lowered in in_dir:
@@ -403,6 +403,11 @@ def _load_path(path: Path, name: str, dataset: str | None = None) -> Table:
     table = load_csv(path, dataset=dataset)
     table.name = name
     return table
+
+
+def _copy(table: Table) -> Table:
+    """Every caller gets a table of its own: editing one never changes what the next gets."""
+    return Table(table.name, table.space, table.dataset, table.frame.copy(), table.source, dict(table.info))
 
 
 @lru_cache(maxsize=None)

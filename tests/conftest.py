@@ -45,3 +45,66 @@ def run_cli():
                               text=True, env=full_env, cwd=cwd or ROOT, stdin=subprocess.DEVNULL)
 
     return run
+
+
+# --------------------------------------------------------------------------------------------
+# a real, throwaway PostgreSQL server (the system's initdb/pg_ctl), for storage tests
+
+PG_BIN_DIRS = [Path(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
+
+
+def _pg_tool(name: str) -> str | None:
+    import shutil
+
+    for folder in PG_BIN_DIRS:
+        if (folder / name).is_file():
+            return str(folder / name)
+    return shutil.which(name)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server on loopback (socket folder and data in a temporary folder); its URL.
+
+    initdb refuses to run as root, so as root the server runs as the `postgres` user that the
+    Debian package creates. Skipped only where no PostgreSQL is installed (`.ci/run` installs it).
+    """
+    import pwd
+    import shutil
+    import tempfile
+
+    initdb, pg_ctl, createdb = _pg_tool("initdb"), _pg_tool("pg_ctl"), _pg_tool("createdb")
+    if initdb is None or pg_ctl is None or createdb is None:
+        pytest.skip("PostgreSQL (initdb, pg_ctl, createdb) is not installed")
+    base = Path(tempfile.mkdtemp(prefix="calnas-pg-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        for path in (base, sock):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+
+    def run(*cmd):
+        return subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+    port = _free_port()
+    run(initdb, "-D", str(data), "--auth=trust", "-U", "postgres", "--no-sync")
+    run(pg_ctl, "-D", str(data), "-l", str(base / "log"), "-w", "-o",
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        run(createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "calnas")
+        yield f"postgresql://postgres@127.0.0.1:{port}/calnas"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True,
+                       stdin=subprocess.DEVNULL)
+        shutil.rmtree(base, ignore_errors=True)
