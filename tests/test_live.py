@@ -14,7 +14,7 @@ pytest.importorskip("xautodl")
 from calnas.errors import UserError  # noqa: E402
 from calnas.live.datasets import load_splits, read_cifar, read_imagenet16  # noqa: E402
 from calnas.live.evaluate import evaluate_live  # noqa: E402
-from calnas.live.protocol import DIGITS_TSS, Protocol, default_protocol  # noqa: E402
+from calnas.live.protocol import DIGITS_SSS, DIGITS_TSS, Protocol, default_protocol  # noqa: E402
 from calnas.metrics import PANEL_COLUMNS  # noqa: E402
 from calnas.spaces import TSS  # noqa: E402
 
@@ -163,6 +163,8 @@ def test_overrides_and_default_protocols():
     result = evaluate_live(str(TSS.index(ARCH)), device="cpu", protocol=tiny(), epochs=2, channels=6)
     assert result.record["settings"]["epochs"] == 2 and result.record["settings"]["network"]["C"] == 6
     assert default_protocol("digits") == DIGITS_TSS
+    assert default_protocol("digits", "sss") == DIGITS_SSS and DIGITS_SSS.space == "sss"
+    assert (DIGITS_SSS.val_size, DIGITS_SSS.test_size, DIGITS_SSS.threads) == (300, 1097, 1)  # digits-tss's splits
     nats = default_protocol("cifar10", "tss")
     assert (nats.channels, nats.cells, nats.epochs, nats.batch_size, nats.lr) == (16, 5, 200, 256, 0.1)
     assert default_protocol("imagenet16-120", "sss").epochs == 90

@@ -161,3 +161,24 @@ def test_evaluate_live_reproduces_a_table_row(tmp_path):
     live = evaluate_live(int(row["index"]), device="cpu", seed=0, protocol=TINY).record["metrics"]
     for column in ("acc", "pre_ECE_15", "post_ECE_15", "pre_NLL", "temperature", "AURC"):
         assert live[column] == row[column], column  # repr-written floats read back exactly
+
+
+def test_sss_digits_build_uses_its_protocol_and_is_deterministic(tmp_path, run_cli):
+    from calnas.live.protocol import DIGITS_SSS
+
+    # The CLI (default protocol, shortened to 1 epoch) and an in-process build give the same rows.
+    cli = tmp_path / "cli.csv"
+    done = run_cli("table", "build", "--space", "sss", "--dataset", "digits", "--epochs", "1", "--limit", "2",
+                   "--out", cli)
+    assert done.returncode == 0, done.stderr
+    recorded = json.loads((tmp_path / "cli.csv.protocol.json").read_text())
+    assert recorded["space"] == "sss" and recorded["protocol"] == {**DIGITS_SSS.settings(), "epochs": 1}
+    again = tmp_path / "again.csv"
+    build_table(space=SSS, protocol=DIGITS_SSS.with_overrides(epochs=1), out=again, limit=2)
+    timing = ["train_seconds", "eval_seconds"]
+    first, second = (pd.read_csv(p).drop(columns=timing).sort_values("index").reset_index(drop=True)
+                     for p in (cli, again))
+    pd.testing.assert_frame_equal(first, second)
+    assert sorted(first["index"]) == sorted(build_order(SSS)[:2])
+    assert first["channels"].isna().all() and first["cells"].isna().all()  # SSS widths are the arch
+    assert (first["train_size"] == 150).all() and first["arch"].str.count(":").eq(4).all()
