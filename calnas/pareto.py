@@ -319,3 +319,19 @@ def _improvements_2d(pts: np.ndarray, cands: np.ndarray, ref: np.ndarray) -> np.
     heights = np.concatenate([[ref[1]], s[:, 1]])
     widths = np.clip(rights[None, :] - np.maximum(lefts[None, :], cands[:, [0]]), 0, None)
     return (widths * np.clip(heights[None, :] - cands[:, [1]], 0, None)).sum(axis=1)
+
+
+def anytime_hypervolume(points, violation, reference) -> np.ndarray:
+    """Hypervolume of the feasible front of ``points[:i + 1]`` for every i (the anytime curve of
+    a search, in evaluation order). Rows with a NaN (failed evaluations) add nothing."""
+    pts = np.asarray(points, dtype=float)
+    out = np.zeros(len(pts))
+    front = np.zeros((0, pts.shape[1] if pts.ndim == 2 else 0))
+    current = 0.0
+    for i, p in enumerate(pts):
+        usable = np.all(np.isfinite(p)) and (violation is None or violation[i] <= 0)
+        if usable and not np.any(np.all(front <= p, axis=1)):
+            front = np.vstack([front[~np.all(p <= front, axis=1)], p])
+            current = hypervolume(front, reference)
+        out[i] = current
+    return out

@@ -59,3 +59,24 @@ def _axis_label(objective: dict) -> str:
     if objective.get("column") and objective["column"] != name:
         name = f"{name} ({objective['column']})"
     return f"{name}, {arrow}"
+
+
+def hypervolume_figure(result):
+    """The anytime curve of a search: hypervolume of the found front after each evaluation."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.0, 4.0), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot(1, 1, 1)
+    trials = result.trials
+    ax.step(np.arange(1, len(trials) + 1), trials["hypervolume"], where="post", color="tab:orange",
+            label="found front")
+    if np.isfinite(result.true_hypervolume):
+        ax.axhline(result.true_hypervolume, color="black", linestyle="--", linewidth=1, label="true front")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("hypervolume (normalised objectives)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    figure.suptitle(f"{result.info['searcher']} on {result.info['benchmark']}", fontsize=10)
+    return figure

@@ -107,7 +107,37 @@ class SearchResult:
         if plot:
             paths["plot"] = out / "pareto.png"
             self.plot(paths["plot"])
+            paths["hypervolume_plot"] = out / "hypervolume.png"
+            self.plot_hypervolume(paths["hypervolume_plot"])
         return paths
+
+    def plot_hypervolume(self, path: str | Path | None = None):
+        """A matplotlib Figure: the found front's hypervolume after each evaluation, and the true
+        front's as a line when it is known."""
+        from calnas.plots import hypervolume_figure
+
+        figure = hypervolume_figure(self)
+        if path is not None:
+            figure.savefig(path, dpi=110)
+        return figure
+
+    def __repr__(self) -> str:
+        ratio = "" if self.hypervolume_ratio is None else f", hypervolume ratio {self.hypervolume_ratio:.4f}"
+        names = ",".join(o["name"] for o in self.info["objectives"])
+        return (f"<SearchResult {self.info['searcher']} on {self.info['benchmark']} ({names}): "
+                f"{self.evaluations} evaluations, front of {len(self.front)}{ratio}>")
+
+    def _repr_html_(self) -> str:
+        """For notebooks: the summary line, the front as a table and the Pareto plot."""
+        import base64
+        import html
+        import io
+
+        buffer = io.BytesIO()
+        self.plot().savefig(buffer, format="png", dpi=80)
+        image = base64.b64encode(buffer.getvalue()).decode("ascii")
+        return (f"<p>{html.escape(repr(self))}</p>{self.front.to_html(index=False, max_rows=30)}"
+                f'<img src="data:image/png;base64,{image}"/>')
 
 
 # --------------------------------------------------------------------------------------------
@@ -519,6 +549,7 @@ def load_result(study, record=None) -> SearchResult:
     methods = {pareto.hypervolume_method(scaled, reference)}
 
     trials = _frame(spec, entries, leading={"trial": np.arange(len(entries))})
+    trials["hypervolume"] = _anytime(spec, entries, lower, upper, reference)
     front = _frame(spec, [ok[i] for i in in_front], leading={"rank": np.arange(1, len(in_front) + 1)})
     true_hv, ratio, found, true_points, points_found = float("nan"), None, 0, 0, 0
     if front_info is not None:
@@ -569,6 +600,16 @@ def load_result(study, record=None) -> SearchResult:
                         true_points, points_found)
 
 
+
+
+def _anytime(spec, entries: list, lower, upper, reference) -> np.ndarray:
+    """The found front's hypervolume after each evaluation, scaled like the summary's."""
+    k = len(spec.objectives)
+    values = np.asarray([e.values if e.values is not None else [np.nan] * k for e in entries], dtype=float)
+    points = pareto.normalise(pareto.as_minimisation(values.reshape(-1, k), spec.directions), lower, upper)
+    violation = (np.asarray([sum(max(0.0, c) for c in e.constraints) for e in entries], dtype=float)
+                 if spec.constraints else None)
+    return pareto.anytime_hypervolume(points, violation, reference)
 
 
 def _member_entry(member: dict, spec) -> rec.Entry:

@@ -69,7 +69,7 @@ def test_finished_study_just_reports_and_show_rebuilds_it(tmp_path, run_cli):
     assert summary["evaluations"] == 40 and summary["hypervolume"] == pytest.approx(first.hypervolume)
     shown = pd.read_csv(tmp_path / "shown" / "trials.csv")
     assert shown["arch"].tolist() == first.trials["arch"].tolist()
-    assert sorted(os.listdir(tmp_path / "shown")) == ["front.csv", "pareto.png", "summary.json", "trials.csv"]
+    assert sorted(os.listdir(tmp_path / "shown")) == ["front.csv", "hypervolume.png", "pareto.png", "summary.json", "trials.csv"]
 
 
 def test_study_records_everything_the_result_needs(tmp_path):

@@ -15,7 +15,7 @@ from calnas.spaces import TSS
 from calnas.tables import load_benchmark
 from tests.conftest import ROOT, make_published_frame
 
-FILES = ("front.csv", "trials.csv", "summary.json", "pareto.png")
+FILES = ("front.csv", "trials.csv", "summary.json", "pareto.png", "hypervolume.png")
 
 
 def assert_non_dominated(front: pd.DataFrame, summary: dict):
@@ -36,7 +36,7 @@ def test_budget_500_twice_gives_identical_files(run_cli, tmp_path):
     front = pd.read_csv(outs[0] / "front.csv")
     summary = json.loads((outs[0] / "summary.json").read_text())
     assert len(trials) == 500 and trials["arch"].is_unique and trials["index"].is_unique
-    assert list(trials.columns) == ["arch", "index", "trial", "acc", "params"]
+    assert list(trials.columns) == ["arch", "index", "trial", "acc", "params", "hypervolume"]
     assert list(front.columns) == ["arch", "index", "rank", "acc", "params"]
     assert_non_dominated(front, summary)
     assert summary["evaluations"] == 500 and summary["searcher_requested"] == "auto"
@@ -73,12 +73,12 @@ def test_calibration_csv_with_constraints_and_json(run_cli, tmp_path):
     assert summary["searcher"] == "local" and summary["evaluations"] == 40
     assert [c["constraint"] for c in summary["constraints"]] == ["acc>=0.3", "ece<=0.6"]
     trials = pd.read_csv(tmp_path / "out" / "trials.csv")
-    assert list(trials.columns) == ["arch", "index", "trial", "acc", "ece", "pre_ECE_15", "hcs:beta=2", "feasible"]
+    assert list(trials.columns) == ["arch", "index", "trial", "acc", "ece", "pre_ECE_15", "hcs:beta=2", "feasible", "hypervolume"]
     assert trials["feasible"].equals((trials["acc"] >= 0.3) & (trials["ece"] <= 0.6))
     front = pd.read_csv(tmp_path / "out" / "front.csv")
     assert front["feasible"].all()
     assert_non_dominated(front, summary)
-    assert set(summary["files"]) == {"front", "trials", "summary", "plot"}
+    assert set(summary["files"]) == {"front", "trials", "summary", "plot", "hypervolume_plot"}
 
 
 def test_config_file_and_command_line_override(run_cli, tmp_path):
@@ -160,3 +160,30 @@ def test_python_api_result_and_plot(tmp_path):
     points = pareto.as_minimisation(frame[["acc", "flops"]].to_numpy(), ["maximize", "minimize"])
     assert set(result.true_front["index"]) == set(frame.index[pareto.nondominated_mask(points)])
     assert np.isfinite(result.summary()["hypervolume"])
+
+
+def test_anytime_hypervolume_column_and_plot(run_cli, tmp_path):
+    proc = run_cli("search", "--objective", "acc,ece", "--budget", "60", "--seed", "2", "--out", tmp_path / "h", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    trials = pd.read_csv(tmp_path / "h" / "trials.csv")
+    curve = trials["hypervolume"].to_numpy()
+    assert np.all(np.diff(curve) >= 0) and curve[0] >= 0
+    assert curve[-1] == pytest.approx(summary["hypervolume"], rel=1e-9)
+    # Each value is the hypervolume of the front found so far, computed afresh for a few prefixes.
+    names = [o["name"] for o in summary["objectives"]]
+    directions = [o["direction"] for o in summary["objectives"]]
+    bounds = summary["normalisation"]
+    lower = [-bounds[n]["best"] if d == "maximize" else bounds[n]["best"] for n, d in zip(names, directions)]
+    upper = [-bounds[n]["worst"] if d == "maximize" else bounds[n]["worst"] for n, d in zip(names, directions)]
+    for i in (0, 9, 30):
+        points = pareto.normalise(pareto.as_minimisation(trials[names].to_numpy()[: i + 1], directions), lower, upper)
+        assert curve[i] == pytest.approx(pareto.hypervolume(points, [pareto.REFERENCE] * 2), rel=1e-10)  # CSV keeps 12 digits
+    assert (tmp_path / "h" / "hypervolume.png").stat().st_size > 1000
+
+
+def test_result_reprs_for_notebooks():
+    result = calnas.search(None, "acc,ece", budget=20, seed=0)
+    assert repr(result).startswith("<SearchResult guided on digits-tss (acc,ece): 20 evaluations")
+    page = result._repr_html_()
+    assert "<table" in page and "data:image/png;base64," in page

@@ -67,7 +67,7 @@ def test_searchers_on_small_calibration_table(calib_path, name):
     result = calnas.search(calib_path, "acc,ece", budget=25, searcher=name, seed=1)
     table = load_benchmark(calib_path)
     check_result(result, table, 25, {"acc": "acc", "ece": "pre_ECE_15"})
-    assert list(result.trials.columns) == ["arch", "index", "trial", "acc", "ece", "pre_ECE_15"]
+    assert list(result.trials.columns) == ["arch", "index", "trial", "acc", "ece", "pre_ECE_15", "hypervolume"]
     proposals = result.info["proposals"]
     # 300 of 15,625 architectures: most blind proposals miss the table and cost nothing.
     assert proposals["asked"] == 25 + proposals["repeats"] + proposals["not_in_table"]
