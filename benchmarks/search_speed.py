@@ -15,6 +15,12 @@ Usage::
     python benchmarks/search_speed.py                      # guided (= auto), nsga2, random
     python benchmarks/search_speed.py --searchers evolution --repeat 9
     python benchmarks/search_speed.py --objective acc,ece --benchmark digits-tss   # calnas only
+    python benchmarks/search_speed.py --storage sqlite --searchers guided,random    # both on a fresh SQLite file
+    python benchmarks/search_speed.py --storage journal --no-plot                   # both on a fresh journal file
+
+With ``--storage``, each run of either side gets a fresh file of that kind (calnas through
+``--storage``, the bare script through Optuna's own storage), and the ratio calnas/bare is taken
+pair by pair (the two run back to back).
 
 Prints the median and the fastest of ``--repeat`` runs of each.
 """
@@ -64,7 +70,14 @@ else:
     sampler = {"random": optuna.samplers.RandomSampler, "nsga2": optuna.samplers.NSGAIISampler,
                "nsga3": optuna.samplers.NSGAIIISampler, "tpe": optuna.samplers.TPESampler,
                "qmc": optuna.samplers.QMCSampler}[searcher](seed=seed)
-study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+storage = None
+if len(sys.argv) > 6 and sys.argv[5] == "sqlite":
+    storage = f"sqlite:///{sys.argv[6]}"
+elif len(sys.argv) > 6 and sys.argv[5] == "journal":
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    storage = JournalStorage(JournalFileBackend(sys.argv[6]))
+study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler, storage=storage)
 study.optimize(lambda t: lookup[arch_string({e: t.suggest_categorical(e, ops) for e in edges})], n_trials=budget)
 print(len(study.best_trials))
 '''
@@ -91,29 +104,42 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--benchmark", default="nats-tss-cifar10")
     parser.add_argument("--objective", default="acc,params")
+    parser.add_argument("--storage", choices=("memory", "sqlite", "journal"), default="memory")
+    parser.add_argument("--no-plot", action="store_true",
+                        help="calnas writes no PNGs (the bare script draws none): search overhead alone")
     args = parser.parse_args()
     bare_ok = args.benchmark == "nats-tss-cifar10" and args.objective == "acc,params"
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for searcher in args.searchers.split(","):
-            calnas_cmd = [sys.executable, "-m", "calnas", "search", "--benchmark", args.benchmark,
-                          "--objective", args.objective, "--budget", str(args.budget), "--seed", str(args.seed),
-                          "--searcher", searcher, "--out", str(Path(tmp) / searcher), "--json"]
-            bare_cmd = [sys.executable, "-c", BARE, searcher, str(args.budget), str(args.seed), str(ROOT)]
             calnas_times, bare_times = [], []
-            for _ in range(args.repeat):  # interleaved, so drifts in machine load hit both alike
+            for run in range(args.repeat):  # interleaved, so drifts in machine load hit both alike
+                calnas_cmd = [sys.executable, "-m", "calnas", "search", "--benchmark", args.benchmark,
+                              "--objective", args.objective, "--budget", str(args.budget), "--seed", str(args.seed),
+                              "--searcher", searcher, "--out", str(Path(tmp) / searcher), "--json"]
+                if args.no_plot:
+                    calnas_cmd.append("--no-plot")
+                bare_cmd = [sys.executable, "-c", BARE, searcher, str(args.budget), str(args.seed), str(ROOT)]
+                if args.storage != "memory":
+                    suffix = "db" if args.storage == "sqlite" else "log"
+                    mine, theirs = Path(tmp) / f"calnas-{searcher}-{run}.{suffix}", Path(tmp) / f"bare-{searcher}-{run}.{suffix}"
+                    calnas_cmd += ["--storage", f"{args.storage}:///{mine}"]
+                    bare_cmd += [args.storage, str(theirs)]
                 calnas_times.append(timed(calnas_cmd))
                 if bare_ok:
                     bare_times.append(timed(bare_cmd))
             rows.append((searcher, calnas_times, bare_times))
 
-    print(f"{args.budget} architectures, {args.benchmark}, objectives {args.objective}, "
+    print(f"{args.budget} architectures, {args.benchmark}, objectives {args.objective}, storage {args.storage}, "
           f"{args.repeat} runs each; seconds per whole process, wall (CPU)")
-    print(f"{'searcher':<10} {'calnas median':>16} {'calnas min':>16} {'bare median':>16} {'bare min':>16}")
+    print(f"{'searcher':<10} {'calnas median':>16} {'calnas min':>16} {'bare median':>16} {'bare min':>16} "
+          f"{'ratio (wall)':>13}")
     for searcher, calnas_times, bare_times in rows:
+        ratios = [c[0] / b[0] for c, b in zip(calnas_times, bare_times)]
+        ratio = f"{statistics.median(ratios):13.2f}" if ratios else f"{'-':>13}"
         print(f"{searcher:<10} {_cell(calnas_times, statistics.median)} {_cell(calnas_times, min)} "
-              f"{_cell(bare_times, statistics.median)} {_cell(bare_times, min)}")
+              f"{_cell(bare_times, statistics.median)} {_cell(bare_times, min)} {ratio}")
 
 
 def _cell(times, pick) -> str:

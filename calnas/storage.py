@@ -117,10 +117,14 @@ def set_user_attrs(storage, trial_id: int, attrs: dict) -> None:
     """Several user attributes of one trial in one write.
 
     On an RDB storage each ``set_trial_user_attr`` is a transaction of its own (a commit, an
-    fsync for SQLite); calnas writes three per evaluation, so it writes them in one transaction
-    through the storage's own per-attribute helper. Any other storage (or an Optuna without that
-    helper) gets the public per-attribute calls.
+    fsync for SQLite), on a journal file an append under the file lock; calnas writes three per
+    evaluation, so it writes them in one transaction (RDB, through the storage's own
+    per-attribute helper) or one append of three log records (journal, the records Optuna
+    itself writes). Any other storage, or an Optuna without those internals, gets the public
+    per-attribute calls.
     """
+    if _journal_batch(storage, trial_id, attrs):
+        return
     backend = getattr(storage, "_backend", storage)
     write = getattr(backend, "_set_trial_attr_without_commit", None)
     scoped = getattr(backend, "scoped_session", None)
@@ -134,3 +138,21 @@ def set_user_attrs(storage, trial_id: int, attrs: dict) -> None:
     with _create_scoped_session(scoped, True) as session:
         for key, value in attrs.items():
             write(session, models.TrialUserAttributeModel, trial_id, key, value)
+
+
+def _journal_batch(storage, trial_id: int, attrs: dict) -> bool:
+    from optuna.storages import JournalStorage
+
+    if not isinstance(storage, JournalStorage):
+        return False
+    try:
+        from optuna.storages.journal._storage import JournalOperation
+
+        lock, replay, backend = storage._thread_lock, storage._replay_result, storage._backend
+    except (ImportError, AttributeError):
+        return False
+    with lock:
+        backend.append_logs([{"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": replay.worker_id,
+                              "trial_id": trial_id, "user_attr": {key: value}} for key, value in attrs.items()])
+        storage._sync_with_backend()
+    return True
