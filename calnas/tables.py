@@ -130,6 +130,26 @@ def sss_meta() -> pd.DataFrame | None:
         return pd.read_csv(fh, compression="gzip").set_index("index")
 
 
+def cost_dataset_of(dataset: str | None) -> str:
+    """Which NATS-Bench dataset's network params/FLOPs describe a table on ``dataset``.
+
+    Tables (and live searches) on other data (digits, a user's .npz) report the NATS-Bench
+    network as benchmarked on CIFAR-10: cost is a property of the architecture users compare, not
+    of the small proxy network.
+    """
+    return dataset if dataset in NATS_DATASETS else "cifar10"
+
+
+def space_costs(space: Space, dataset: str | None) -> dict[str, "np.ndarray"]:  # noqa: F821
+    """params / flops (millions) of every index of ``space``, as :func:`_attach_meta` gives tables."""
+    meta = tss_meta() if space is TSS else sss_meta()
+    if meta is None:
+        return {}
+    chosen = cost_dataset_of(dataset)
+    return {cost: meta[f"{cost}_{chosen}"].reindex(range(space.size)).to_numpy(dtype=float)
+            for cost in ("params", "flops") if f"{cost}_{chosen}" in meta.columns}
+
+
 def _attach_meta(frame: pd.DataFrame, space: Space, dataset: str | None) -> pd.DataFrame:
     """Add iso / params / flops columns that the source itself does not carry."""
     meta = tss_meta() if space is TSS else sss_meta()
@@ -138,9 +158,7 @@ def _attach_meta(frame: pd.DataFrame, space: Space, dataset: str | None) -> pd.D
     wanted = {}
     if space is TSS and "iso" not in frame.columns:
         wanted["iso"] = "iso"
-    # Tables on other data (digits) report the NATS-Bench network as benchmarked on CIFAR-10:
-    # cost is a property of the architecture users compare, not of the small proxy network.
-    cost_dataset = dataset if dataset in NATS_DATASETS else "cifar10"
+    cost_dataset = cost_dataset_of(dataset)
     for cost in ("params", "flops"):
         column = f"{cost}_{cost_dataset}"
         if cost not in frame.columns and column in meta.columns:
@@ -275,7 +293,7 @@ def load_csv(path: str | os.PathLike, *, dataset: str | None = None) -> Table:
     if not path.exists():
         raise UserError(f"table file {str(path)!r} does not exist; expected a CSV in the published layout")
     if path.is_dir():
-        raise UserError(f"{str(path)!r} is a directory; expected a CSV file (use --data-dir for a folder)")
+        raise UserError(f"{str(path)!r} is a directory; expected a CSV file (a folder of tables is a data_dir)")
     try:
         frame = pd.read_csv(path, compression="infer")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError) as exc:
@@ -340,7 +358,7 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
         return None
     path = Path(chosen)
     if not path.is_dir():
-        raise UserError(f"data directory {str(path)!r} does not exist (set by --data-dir or {DATA_DIR_ENV})")
+        raise UserError(f"data_dir {str(path)!r} does not exist (set by data_dir or {DATA_DIR_ENV})")
     return path
 
 

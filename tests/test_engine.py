@@ -105,7 +105,7 @@ def test_storage_errors_are_one_line(tmp_path, run_cli):
     with pytest.raises(UserError, match="does not exist"):
         calnas.search(None, budget=5, storage=f"sqlite:///{tmp_path}/missing/s.db")
     proc = run_cli("search", "--budget", "5", "--workers", "0", "--storage", f"sqlite:///{tmp_path}/s.db")
-    assert proc.returncode == 2 and proc.stderr.startswith("error: --workers: workers must be at least 1")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --workers must be at least 1")
     proc = run_cli("show", "--storage", f"sqlite:///{tmp_path}/s.db", "--study-name", "nope")
     assert proc.returncode == 2 and "no study 'nope'" in proc.stderr and len(proc.stderr.splitlines()) == 1
 

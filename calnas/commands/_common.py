@@ -27,8 +27,9 @@ def quiet_optuna() -> None:
 
 @contextmanager
 def flag_names(flags: dict[str, str]):
-    """Library errors name Python parameters (``budget must be ...``); on the command line the
-    same message leads with the flag that sets it (``--budget: budget must be ...``)."""
+    """Library errors name Python parameters (``budget must be ...``, ``data_dir 'x' does not
+    exist``); on the command line the same message names the flag that sets it (``--budget must
+    be ...``)."""
     from calnas.errors import UserError
 
     try:
@@ -37,7 +38,7 @@ def flag_names(flags: dict[str, str]):
         text = str(exc)
         for param, flag in flags.items():
             if text.startswith(f"{param} ") or text.startswith(f"{param}="):
-                raise UserError(f"{flag}: {text}") from None
+                raise UserError(flag + text[len(param):]) from None
         raise
 
 

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
+from calnas.commands import _training
 from calnas.commands._common import console, err_console, flag_names, fmt, print_json, quiet_optuna
 from calnas.errors import UserError
 
+# dedupe None: arch for a table, iso for a live TSS search (the library decides).
 DEFAULTS = {"objective": ["acc,ece"], "constraint": [], "budget": 500, "searcher": "auto", "seed": 0,
-            "benchmark": None, "data-dir": None, "dedupe": "arch", "out": None, "json": False, "no-plot": False,
+            "benchmark": None, "data-dir": None, "dedupe": None, "out": None, "json": False, "no-plot": False,
             "storage": None, "study-name": None, "workers": 1}
+# Live search: --live and the training options (shared with evaluate --live and table build).
+LIVE_DEFAULTS = {**_training.DEFAULTS, "space": "tss", "train-seed": 0, "device": "auto", "devices": None,
+                 "table-out": None, "cache": []}
+DEFAULTS.update({"live": False, **LIVE_DEFAULTS})
+_INT_KEYS = ("budget", "seed", "workers", "epochs", "channels", "cells", "train-seed")
+_BOOL_KEYS = ("json", "no-plot", "live")
 # Library parameter names -> the flags that set them, for error messages.
 FLAGS = {"budget": "--budget", "seed": "--seed", "workers": "--workers", "study_name": "--study-name",
-         "storage": "--storage", "dedupe": "--dedupe", "objectives": "--objective", "constraints": "--constraint"}
+         "storage": "--storage", "dedupe": "--dedupe", "objectives": "--objective", "constraints": "--constraint",
+         "data_dir": "--data-dir"}
 # Config keys that name the same option.
 _CONFIG_ALIASES = {"objectives": "objective", "constraints": "constraint"}
 
@@ -35,6 +45,11 @@ The search is an Optuna study. With --storage (sqlite:///s.db, journal:///s.log 
 postgresql://user@host/db) it is kept: the same command again continues it to --budget (a
 killed run loses nothing but the evaluations in flight, which are redone), --workers N runs N
 processes on it, and `calnas show --storage URL --study-name NAME` rebuilds the files from it.
+
+With --live every proposed architecture is trained and evaluated now (the path of `calnas table
+build`, same training options); each evaluation is appended to a table file (--table-out, default
+OUT/table.csv) that `calnas search --benchmark` can search later and that a resumed or later live
+search reads before training anything. Constraints on params/FLOPs are checked before training.
 """
 
 
@@ -68,22 +83,67 @@ def search_cmd(
     workers: Optional[int] = typer.Option(
         None, "--workers", help="Processes sharing the study (default 1; more than 1 needs --storage). Several "
                                 "machines running the same command on one PostgreSQL share it too."),
+    live: bool = typer.Option(False, "--live", help="Train and evaluate each proposed architecture now (docs/live.md)."),
+    dataset: Optional[str] = _training.dataset_option(),
+    data_root: Optional[Path] = _training.data_root_option(),
+    space: Optional[str] = typer.Option(None, "--space", help="Live: tss (default) | sss."),
+    epochs: Optional[int] = _training.epochs_option(),
+    channels: Optional[int] = _training.channels_option(),
+    cells: Optional[int] = _training.cells_option(),
+    train_seed: Optional[int] = typer.Option(
+        None, "--train-seed", min=0, help="Live: seed of the data split and of every training (default 0; --seed is the search's)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Live: auto (default) | cpu | cuda."),
+    devices: Optional[str] = typer.Option(
+        None, "--devices", help="Live: GPUs for the workers, e.g. 0,1,2,3 (worker i trains on the i-th, round robin)."),
+    table_out: Optional[Path] = typer.Option(
+        None, "--table-out", help="Live: table file every evaluation is appended to (default: the resumed study's "
+                                  "table, else OUT/table.csv)."),
+    cache: Optional[List[Path]] = typer.Option(
+        None, "--cache", help="Live: a table calnas built with the same protocol (repeatable); its architectures "
+                              "(and their isomorphic twins) are answered without training."),
 ) -> None:
     given = {"objective": objective or None, "constraint": constraint or None, "budget": budget, "searcher": searcher,
              "seed": seed, "benchmark": benchmark, "data-dir": data_dir, "dedupe": dedupe, "out": out,
              "json": as_json or None, "no-plot": no_plot or None, "storage": storage, "study-name": study_name,
-             "workers": workers}  # a flag left out leaves the config's value
-    options = _merge(given, _read_config(config) if config else {})
+             "workers": workers, "live": live or None, "dataset": dataset, "data-root": data_root, "space": space,
+             "epochs": epochs, "channels": channels, "cells": cells, "train-seed": train_seed, "device": device,
+             "devices": devices, "table-out": table_out, "cache": cache or None}  # left out: the config's value
+    config_values = _read_config(config) if config else {}
+    options = _merge(given, config_values)
+    out_dir = Path(options["out"]) if options["out"] is not None else _new_run_dir()
+    live_config = _live_config(options, given, config_values, out_dir)
 
     from calnas.searching import search
 
     quiet_optuna()
-    with flag_names(FLAGS), _progress(enabled=not options["json"]) as advance:
+    with flag_names(FLAGS), _progress(enabled=not options["json"] and live_config is None) as advance:
+        watch = _LiveProgress(options, enabled=not options["json"]) if live_config is not None else None
         result = search(options["benchmark"], options["objective"], budget=options["budget"],
                         searcher=options["searcher"], seed=options["seed"], constraints=options["constraint"],
                         dedupe=options["dedupe"], data_dir=options["data-dir"], progress=advance,
-                        storage=options["storage"], study_name=options["study-name"], workers=options["workers"])
-    report(result, options["out"], as_json=options["json"], plot=not options["no-plot"])
+                        storage=options["storage"], study_name=options["study-name"], workers=options["workers"],
+                        live=live_config, report=watch)
+    report(result, out_dir, as_json=options["json"], plot=not options["no-plot"])
+
+
+def _live_config(options: dict, given: dict, config: dict, out_dir: Path):
+    """The LiveConfig of a --live search (None for a table search); live-only options without
+    --live are a mistake worth one line."""
+    if not options["live"]:
+        stray = [k for k in LIVE_DEFAULTS if given.get(k) is not None or config.get(k) is not None]
+        if stray:
+            raise UserError(f"--{stray[0]} applies to live searches; add --live (or leave it out)")
+        return None
+    if options["benchmark"] is not None:
+        raise UserError("--benchmark and --live exclude each other; give tables that answer without training as --cache")
+    from calnas.live.search import TABLE_NAME, LiveConfig
+
+    cache = options["cache"]
+    return LiveConfig(dataset=options["dataset"], space=options["space"], data_root=options["data-root"],
+                      epochs=options["epochs"], channels=options["channels"], cells=options["cells"],
+                      seed=options["train-seed"], device=options["device"], devices=options["devices"],
+                      table_out=options["table-out"], cache=[cache] if isinstance(cache, (str, Path)) else cache,
+                      table_default=out_dir / TABLE_NAME)
 
 
 def report(result, out, *, as_json: bool, plot: bool) -> None:
@@ -122,14 +182,16 @@ def _read_config(path: Path) -> dict:
         key = _CONFIG_ALIASES.get(str(raw_key).replace("_", "-"), str(raw_key).replace("_", "-"))
         if key not in DEFAULTS:
             raise UserError(f"config {str(path)!r}: unknown key {raw_key!r}; expected one of {', '.join(DEFAULTS)}")
-        if key in ("objective", "constraint"):
+        if key in ("objective", "constraint", "cache"):
             value = [value] if isinstance(value, str) else value
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise UserError(f"config {str(path)!r}: {raw_key} must be a string or a list of strings")
-        elif key in ("budget", "seed", "workers") and (isinstance(value, bool) or not isinstance(value, int)):
+        elif key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
             raise UserError(f"config {str(path)!r}: {raw_key} must be an integer, got {value!r}")
-        elif key in ("json", "no-plot") and not isinstance(value, bool):
+        elif key in _BOOL_KEYS and not isinstance(value, bool):
             raise UserError(f"config {str(path)!r}: {raw_key} must be true or false")
+        elif key == "devices" and isinstance(value, list):
+            value = ",".join(str(v) for v in value)
         config[key] = value
     return config
 
@@ -160,6 +222,86 @@ class _progress:
         if self._bar is not None:
             self._bar.stop()
         return False
+
+
+class _LiveProgress:
+    """One line per live evaluation on stderr (architecture, its result, elapsed time, ETA from
+    the mean evaluation time, size of the front so far): rich on a terminal; plain lines with a
+    timestamp when stderr is a file or pipe (a background search's log)."""
+
+    def __init__(self, options: dict, enabled: bool):
+        from calnas import objectives as objectives_module
+        from calnas.live.search import live_columns
+
+        self.enabled = enabled
+        self.terminal = err_console.is_terminal
+        # The search parses the same objectives the same way; here only for directions and names.
+        self.spec = objectives_module.parse(options["objective"], live_columns("live training"), options["constraint"])
+        self.workers = max(1, int(options["workers"] or 1))
+        self.start = time.monotonic()
+        self.points: list = []
+        self.violations: list[float] = []
+        self.seconds: list[float] = []
+        self.started = False
+
+    def __call__(self, entries, done: int, budget: int) -> None:
+        for entry in entries:
+            if entry.seconds is not None:
+                self.seconds.append(entry.seconds)
+            if entry.values is not None:
+                self.points.append(entry.values)
+                self.violations.append(sum(max(0.0, c) for c in entry.constraints))
+        if not self.enabled:
+            return
+        if not self.started:
+            self.started = True
+            if entries:  # the first call holds what a resumed study already has
+                self._print(f"resuming: {len(entries)} evaluations already in the study, {done}/{budget} of the budget")
+                return
+        for entry in entries:
+            self._print(self._line(entry, done, budget))
+
+    def front_size(self) -> int:
+        import numpy as np
+
+        from calnas import pareto
+
+        if not self.points:
+            return 0
+        points = pareto.as_minimisation(np.asarray(self.points, dtype=float), self.spec.directions)
+        violation = np.asarray(self.violations) if self.spec.constraints else None
+        mask = pareto.front_mask(points, violation)
+        if violation is not None:
+            mask &= violation <= 0
+        return int(mask.sum())
+
+    def _line(self, entry, done: int, budget: int) -> str:
+        elapsed = time.monotonic() - self.start
+        mean = sum(self.seconds) / len(self.seconds) if self.seconds else None
+        eta = "?" if mean is None else _clock(max(0, budget - done) * mean / self.workers)
+        if entry.failure is not None:
+            result = f"failed: {entry.failure}"
+        else:
+            result = " ".join(f"{o.name} {fmt(v)}" for o, v in zip(self.spec.objectives, entry.values))
+            if entry.cached:
+                result += " (from the table, not trained)"
+            elif entry.seconds is not None:
+                result += f" in {entry.seconds:.2f}s"
+        return (f"{done}/{budget} {entry.arch}: {result}; elapsed {_clock(elapsed)}, eta {eta}, "
+                f"front {self.front_size()}")
+
+    def _print(self, text: str) -> None:
+        if self.terminal:
+            err_console.print(f"[dim]live[/dim] {text}", soft_wrap=True, highlight=False)
+        else:
+            err_console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", soft_wrap=True, highlight=False,
+                              markup=False)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
 def _new_run_dir(root: Path = Path("runs")) -> Path:
@@ -213,6 +355,16 @@ def _summary_line(result, out_dir: Path) -> str:
                      f"{result.true_front_found} of its {len(result.true_front)} members found")
     if info["constraints"] and not result.front["feasible"].any():
         parts.append("[red]no feasible architecture found[/red]")
+    timing = info.get("evaluation_time")
+    if timing:
+        each = f" ({timing['seconds_per_training']:.2f}s each)" if timing["seconds_per_training"] is not None else ""
+        parts.append(f"trained {timing['trained']} in {timing['seconds']:.1f}s{each}, {timing['cached']} from tables")
+    check = info.get("pre_training_check")
+    if check:
+        parts.append(f"{', '.join(check['constraints'])} excluded {check['excluded']} architectures before training "
+                     f"({info['proposals'].get('infeasible_untrained', 0)} such proposals answered untrained)")
+    if info.get("table_out"):
+        parts.append(f"table file {info['table_out']}")
     return "; ".join(parts) + f"\nfiles in {out_dir}"
 
 
