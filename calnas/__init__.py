@@ -6,6 +6,7 @@ Python API::
     table = calnas.load_benchmark("nats-tss-cifar10")     # None = the embedded default
     table.to_frame()
     result = calnas.search(objectives="acc,ece", budget=500, seed=0)
+    live = calnas.search(objectives="acc,ece", budget=40, live=calnas.LiveConfig(dataset="digits"))
 
 Imports are lazy so ``import calnas`` stays cheap and never pulls torch.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["load_benchmark", "search", "get_space", "UserError", "__version__"]
+__all__ = ["load_benchmark", "search", "LiveConfig", "get_space", "UserError", "__version__"]
 
 
 def __getattr__(name):
@@ -26,6 +27,10 @@ def __getattr__(name):
         from calnas.searching import search
 
         return search
+    if name == "LiveConfig":
+        from calnas.live.search import LiveConfig
+
+        return LiveConfig
     if name == "get_space":
         from calnas.spaces import get_space
 

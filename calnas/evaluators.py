@@ -16,14 +16,15 @@ Searchers never see an evaluator: they see the space (through a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from calnas import pareto
+from calnas import pareto, record as rec
 from calnas.errors import UserError
 
 DEDUPE_MODES = ("arch", "iso")
@@ -51,6 +52,8 @@ class Evaluation:
 
     metrics: dict[str, float]
     failure: str | None = None
+    seconds: float | None = None  # time this evaluation took (live training); None for a lookup
+    cached: bool = False  # answered from a stored result (a table of the same protocol), not computed
 
     @property
     def ok(self) -> bool:
@@ -82,6 +85,12 @@ class Evaluator:
     heartbeat_interval: float = 1.0
     stale_after: float = 4.0
 
+    # How a proposal outside the candidates is marked (it costs no budget; see calnas.record).
+    missing_mark: str = rec.NOT_IN_TABLE
+    # What produced the numbers, beyond the benchmark's name (a live training protocol); part of
+    # a study's identity, so a study never continues under another protocol.
+    protocol: dict | None = None
+
     def candidates(self) -> Candidates:
         raise NotImplementedError
 
@@ -90,6 +99,28 @@ class Evaluator:
 
     def known_front(self) -> KnownFront | None:
         return None
+
+    def front_metrics(self, positions: Sequence[int]) -> list[dict]:
+        """Metrics of ``known_front()`` members, stored with the study (a live evaluator reads
+        them from its reference table instead of training them)."""
+        return [e.metrics for e in self.evaluate(positions)]
+
+    def own_reference(self, spec) -> list[float] | None:
+        """Without a known front: the hypervolume reference point in the objectives' own units
+        (minimisation form); None to scale by the points found."""
+        return None
+
+    def notes(self) -> dict:
+        """Facts about this evaluator that the summary reports (stored with the study)."""
+        return {}
+
+    def attach(self, study) -> None:
+        """Called once in the searching process with the opened study, before any worker starts."""
+
+    def worker_factory(self, *, benchmark=None, data_dir=None) -> Callable[..., "Evaluator"]:
+        """A picklable callable ``factory(stream=N)`` that rebuilds this evaluator in a spawned
+        worker process."""
+        raise NotImplementedError
 
 
 def objective_values(spec, metrics: Mapping[str, float]) -> tuple[list[float], list[float]]:
@@ -162,6 +193,17 @@ class TableEvaluator(Evaluator):
 
     def known_front(self) -> KnownFront:
         return known_front(self.points, self.violation)
+
+    def worker_factory(self, *, benchmark=None, data_dir=None):
+        # A name or path is cheaper to send than the table itself.
+        source = benchmark if benchmark is not None else self.table
+        return functools.partial(_table_evaluator, source, data_dir, self.spec, self.dedupe)
+
+
+def _table_evaluator(benchmark, data_dir, spec, dedupe, *, stream: int = 0) -> TableEvaluator:
+    from calnas.searching import resolve_table
+
+    return TableEvaluator(resolve_table(benchmark, data_dir), spec, dedupe)
 
 
 def _iso_classes(table) -> np.ndarray:

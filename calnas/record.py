@@ -8,7 +8,9 @@ trial                                       meaning                             
 COMPLETE                                    an evaluation: params = the architecture,   1
                                             values = objectives, user attrs ``arch``,
                                             ``index``, ``metrics`` (every column the
-                                            evaluator returned)
+                                            evaluator returned); ``calnas_seconds``
+                                            (time it took, live), ``calnas_cached``
+                                            (answered from a stored table row)
 COMPLETE + ``calnas_repeat_of``             a proposal of something already evaluated,   0
                                             answered with the first evaluation's values
 FAIL + ``calnas_failure``                   an evaluation that failed (reason kept);     1
@@ -16,6 +18,9 @@ FAIL + ``calnas_failure``                   an evaluation that failed (reason ke
 FAIL + ``calnas_taken_by``                  proposed while another trial (another        0
                                             worker) was evaluating the same architecture
 FAIL + ``calnas_not_in_table``              the evaluator cannot evaluate it             0
+FAIL + ``calnas_infeasible``                a live search's proposal that fails a        0
+                                            constraint known before training (params,
+                                            FLOPs): answered without training
 FAIL + ``calnas_over_budget``               claimed after the budget was taken           0
 FAIL, none of these                         interrupted (its worker died); the           0
                                             architecture is free again
@@ -41,6 +46,7 @@ trials it has not seen finished, so a proposal costs the same at trial 10 as at 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import weakref
@@ -55,15 +61,19 @@ REPEAT_OF = "calnas_repeat_of"
 FAILURE = "calnas_failure"
 TAKEN_BY = "calnas_taken_by"
 NOT_IN_TABLE = "calnas_not_in_table"
+INFEASIBLE = "calnas_infeasible"
+SECONDS = "calnas_seconds"
+CACHED = "calnas_cached"
 OVER_BUDGET = "calnas_over_budget"
 FALLBACK = "calnas_fallback"
 STREAM = "calnas_stream"
 INTERRUPTED = "calnas_interrupted"
 HEARTBEAT = "calnas:heartbeat"
+OWNER = "calnas:owner"  # system attr: the machine and process evaluating a trial (see owner_gone)
 STUDY_ATTR = "calnas"  # study user attr: what was searched (objectives, space, table, ...)
 RUN_ATTR = "calnas_run"  # study user attr: the last run's searcher, seed, budget
 
-_FREE_MARKS = (TAKEN_BY, NOT_IN_TABLE, OVER_BUDGET)
+_FREE_MARKS = (TAKEN_BY, NOT_IN_TABLE, INFEASIBLE, OVER_BUDGET)
 
 
 @dataclass
@@ -79,6 +89,8 @@ class Entry:
     failure: str | None = None
     arch: str = ""
     index: int = -1
+    seconds: float | None = None  # evaluation time (live); None for lookups
+    cached: bool = False
 
 
 @dataclass
@@ -87,6 +99,7 @@ class Counts:
     repeats: int = 0
     taken: int = 0
     not_in_table: int = 0
+    infeasible: int = 0
     over_budget: int = 0
     interrupted: int = 0
     fallbacks: int = 0
@@ -204,7 +217,8 @@ class StudyRecord:
         constraints = tuple(_constraint_values(trial))
         domain = self.domain
         entry = Entry(trial.number, position, key, values, dict(attrs.get(METRICS) or {}), constraints, failure,
-                      attrs.get(ARCH, domain.archs[position]), int(attrs.get(INDEX, domain.indices[position])))
+                      attrs.get(ARCH, domain.archs[position]), int(attrs.get(INDEX, domain.indices[position])),
+                      attrs.get(SECONDS), bool(attrs.get(CACHED, False)))
         self.entries.append(entry)
         self.by_number[trial.number] = entry
         # Two finished holders of one key can only come from a storage written without calnas's
@@ -275,7 +289,7 @@ class StudyRecord:
             trial = self._trials[number] if number < len(self._trials) else None
             if trial is None or trial.state != TrialState.RUNNING:
                 continue
-            if now - last_sign_of_life(trial) <= self.stale_after:
+            if now - last_sign_of_life(trial) <= self.stale_after and not owner_gone(trial):
                 continue
             try:
                 self._storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
@@ -308,7 +322,51 @@ class _Told:
     constraints: tuple
 
 
-_COUNTER = {TAKEN_BY: "taken", NOT_IN_TABLE: "not_in_table", OVER_BUDGET: "over_budget"}
+_COUNTER = {TAKEN_BY: "taken", NOT_IN_TABLE: "not_in_table", INFEASIBLE: "infeasible", OVER_BUDGET: "over_budget"}
+
+
+def owner_tag() -> str:
+    """This process as ``machine:pid``; the machine is the host name plus, on Linux, the boot id,
+    so processes of two machines (or of one machine before and after a reboot) never share one."""
+    import os
+
+    return f"{_machine()}:{os.getpid()}"
+
+
+@functools.lru_cache(maxsize=1)
+def _machine() -> str:
+    import socket
+
+    machine = socket.gethostname()
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            machine += "/" + fh.read().strip()
+    except OSError:
+        pass
+    return machine
+
+
+def owner_gone(trial) -> bool:
+    """True when the process evaluating ``trial`` is known to be dead: it ran on this machine and
+    its pid no longer exists. A live evaluation's staleness takes a minute to show (its heartbeat
+    is slow); a search resumed on the machine where the killed one ran need not wait for it.
+    Anything uncertain (another machine, no owner recorded, a pid in use again) leaves the
+    decision to the heartbeat."""
+    import os
+
+    tag = trial.system_attrs.get(OWNER)
+    if not tag:
+        return False
+    machine, _, pid = str(tag).rpartition(":")
+    if machine != _machine() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists but is not ours to signal
+        return False
+    return False
 
 
 def last_sign_of_life(trial) -> float:
@@ -356,6 +414,7 @@ class Heartbeat:
     _thread: threading.Thread | None = None
 
     def __enter__(self):
+        self.storage.set_trial_system_attr(self.trial_id, OWNER, owner_tag())
         self._thread = threading.Thread(target=self._run, name="calnas-heartbeat", daemon=True)
         self._thread.start()
         return self

@@ -151,31 +151,49 @@ def search(
     searcher: str = "auto",
     seed: int = 0,
     constraints: str | Sequence[str] | None = None,
-    dedupe: str = "arch",
+    dedupe: str | None = None,
     *,
     data_dir=None,
     progress: Callable[[int, int], None] | None = None,
     storage: str | None = None,
     study_name: str | None = None,
     workers: int = 1,
+    live=None,
+    report: Callable[[list, int, int], None] | None = None,
 ) -> SearchResult:
     """Search ``benchmark`` (a name, a CSV path, a :class:`~calnas.tables.Table` or a DataFrame in
     the table layout; None = the embedded default) for architectures best on ``objectives``.
 
+    ``live`` (a :class:`calnas.LiveConfig`) trains and evaluates every proposed architecture
+    instead of looking it up; ``benchmark`` must then be None (``LiveConfig.cache`` names tables
+    whose rows answer without training). ``report(entries, done, budget)`` is called once at the
+    start with the evaluations (:class:`calnas.record.Entry`) the study already holds (a resumed
+    search; possibly none), then with those found finished since its last call, from any worker.
+
     ``budget`` distinct architectures are evaluated (see the module docstring for the duplicate
-    rule); ``constraints`` such as ``"acc>=0.9"`` rank feasible architectures first.
+    rule); ``constraints`` such as ``"acc>=0.9"`` rank feasible architectures first. ``dedupe``:
+    "arch" (the default for tables) or "iso" (the default for live TSS searches: one training
+    answers a whole isomorphism class).
     ``storage`` (``sqlite:///s.db``, ``journal:///s.log``, ``postgresql://...``; default in
     memory) keeps the study: the same call again continues it to ``budget``, and ``workers``
     processes share it.
     """
     from calnas import objectives as objectives_module
 
-    table = resolve_table(benchmark, data_dir)
-    spec = objectives_module.parse(objectives, table, constraints)
-    evaluator = TableEvaluator(table, spec, _check_dedupe(dedupe))
+    if live is not None:
+        from calnas.live.search import live_evaluator
+
+        if benchmark is not None:
+            raise UserError("benchmark and live exclude each other; name tables that answer without training "
+                            "in LiveConfig(cache=...)")
+        evaluator, spec = live_evaluator(live, objectives, constraints, dedupe, workers=workers)
+    else:
+        table = resolve_table(benchmark, data_dir)
+        spec = objectives_module.parse(objectives, table, constraints)
+        evaluator = TableEvaluator(table, spec, _check_dedupe(dedupe or "arch"))
     return run_search(evaluator, spec, budget=budget, searcher=searcher, seed=seed, storage=storage,
                       study_name=study_name, workers=workers, progress=progress, benchmark=benchmark,
-                      data_dir=data_dir)
+                      data_dir=data_dir, report=report)
 
 
 def resolve_table(benchmark, data_dir=None):
@@ -189,7 +207,7 @@ def resolve_table(benchmark, data_dir=None):
 
 
 def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, study_name, workers, progress,
-               benchmark=None, data_dir=None) -> SearchResult:
+               benchmark=None, data_dir=None, report=None) -> SearchResult:
     """The engine behind :func:`search` for any evaluator."""
     from calnas import searchers
     from calnas.storage import is_persistent
@@ -205,16 +223,16 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
     study = open_study(storage, study_name, spec, evaluator)
     run = {"searcher": searcher_name, "searcher_requested": str(searcher).lower(), "seed": seed, "budget": budget}
     study.set_user_attr(rec.RUN_ATTR, run)
+    evaluator.attach(study)
     helpers = []
     if workers > 1:
         from calnas.workers import start_workers
 
-        helpers = start_workers(workers - 1, benchmark=benchmark if benchmark is not None else evaluator.table,
-                                spec=spec, evaluator=evaluator, data_dir=data_dir, storage=storage,
-                                study_name=study.study_name, run=run)
+        helpers = start_workers(workers - 1, factory=evaluator.worker_factory(benchmark=benchmark, data_dir=data_dir),
+                                spec=spec, storage=storage, study_name=study.study_name, run=run)
     try:
         record = run_worker(study, evaluator, spec, searcher_name, seed, budget, stream=0, progress=progress,
-                            persistent=persistent)
+                            persistent=persistent, report=report)
     finally:
         if helpers:
             from calnas.workers import join_workers
@@ -257,10 +275,11 @@ def _description(spec, evaluator: Evaluator) -> dict:
         "dedupe": getattr(evaluator, "dedupe", "arch"),
         "objectives": [o.describe() for o in spec.objectives],
         "constraints": [c.describe() for c in spec.constraints],
+        "protocol": evaluator.protocol,
     }
 
 
-_IDENTITY = ("evaluator", "benchmark", "space", "dataset", "dedupe", "objectives", "constraints")
+_IDENTITY = ("evaluator", "benchmark", "space", "dataset", "dedupe", "objectives", "constraints", "protocol")
 
 
 def open_study(storage_url, study_name, spec, evaluator: Evaluator):
@@ -284,7 +303,10 @@ def open_study(storage_url, study_name, spec, evaluator: Evaluator):
     if stored is None:
         if study.get_trials(deepcopy=False):
             raise UserError(f"study {name!r} in {storage_url} was not made by calnas; choose another study_name")
-        study.set_user_attr(rec.STUDY_ATTR, {**described, "front": _front_record(evaluator, spec)})
+        front = _front_record(evaluator, spec)
+        reference = evaluator.own_reference(spec) if front is None else None
+        study.set_user_attr(rec.STUDY_ATTR, {**described, "front": front, "reference": reference,
+                                             "notes": evaluator.notes()})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             study.set_metric_names([o.name for o in spec.objectives])
@@ -313,9 +335,9 @@ def _front_record(evaluator: Evaluator, spec) -> dict | None:
     if front is None:
         return None
     candidates = evaluator.candidates()
-    evaluations = evaluator.evaluate(front.positions.tolist())
+    metrics = evaluator.front_metrics(front.positions.tolist())
     members = [{"arch": candidates.archs[p], "index": int(candidates.indices[p]), "key": int(candidates.keys[p]),
-                "metrics": e.metrics} for p, e in zip(front.positions.tolist(), evaluations)]
+                "metrics": m} for p, m in zip(front.positions.tolist(), metrics)]
     feasible_points = {tuple(v) for v in front.points[front.feasible].tolist()}
     return {"hypervolume": front.hypervolume, "lower": front.lower.tolist(), "upper": front.upper.tolist(),
             "method": front.method, "covers_space": bool(evaluator.covers_space), "members": members,
@@ -334,9 +356,9 @@ def stream_seed(seed: int, stream: int) -> int:
 
 
 def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int, budget: int, *, stream: int = 0,
-               progress=None, persistent: bool = False):
+               progress=None, persistent: bool = False, report=None):
     """Propose, claim, evaluate and record until the study holds ``budget`` evaluations;
-    returns the study record."""
+    returns the study record. ``report`` as in :func:`search`."""
     from optuna.trial import TrialState
 
     from calnas import searchers
@@ -370,12 +392,16 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
 
     record.update()
     checked = time.monotonic()
+    reported = None  # report first with what the study already holds (a resumed search), then as it grows
     while True:
         if persistent and time.monotonic() - checked > evaluator.heartbeat_interval:
             record.update()
             record.fail_stale()
             checked = time.monotonic()
         done = record.n_done
+        if report is not None and (reported is None or len(record.entries) > reported):
+            report(record.entries[reported or 0:], done, budget)
+            reported = len(record.entries)
         if done >= budget or done >= n_keys:
             if persistent:  # others' interrupted evaluations are redone before stopping
                 _settle(record, evaluator.heartbeat_interval)
@@ -406,7 +432,7 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
         try:
             position = domain.position_of_params(trial.params)
             if position is None:
-                tell_free(trial, rec.NOT_IN_TABLE)
+                tell_free(trial, evaluator.missing_mark)
                 streak += 1
                 continue
             key = domain.key(position)
@@ -454,6 +480,10 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
              rec.METRICS: evaluation.metrics}
     if stream:
         attrs[rec.STREAM] = stream
+    if evaluation.seconds is not None:
+        attrs[rec.SECONDS] = evaluation.seconds
+    if evaluation.cached:
+        attrs[rec.CACHED] = True
     if not evaluation.ok:
         attrs[rec.FAILURE] = evaluation.failure
     set_user_attrs(study._storage, trial._trial_id, attrs)
@@ -539,8 +569,14 @@ def load_result(study, record=None) -> SearchResult:
     feasible_front = in_front if violation is None else in_front[violation[in_front] <= 0]
     reference = reference_point(k)
 
+    own = stored.get("reference") if front_info is None else None
     if front_info is not None:
         lower, upper = np.asarray(front_info["lower"]), np.asarray(front_info["upper"])
+    elif own is not None:
+        # No true front to scale by (a live search): the hypervolume in the objectives' own units,
+        # bounded by the evaluator's fixed reference point, so it grows with every improvement and
+        # compares across runs (docs/search.md). Scaling by 0..1 leaves the points as they are.
+        lower, upper, reference = np.zeros(k), np.ones(k), np.asarray(own, dtype=float)
     else:
         lower = points.min(axis=0) if len(ok) else np.zeros(k)
         upper = points.max(axis=0) if len(ok) else np.ones(k)
@@ -596,6 +632,17 @@ def load_result(study, record=None) -> SearchResult:
     failures = sum(1 for e in entries if e.failure is not None)
     if failures:
         info["failed_evaluations"] = failures
+    if stored["evaluator"] == "live":
+        proposals["infeasible_untrained"] = counts.infeasible
+    if own is not None:
+        info["normalisation"] = None
+        info["reference_point"] = {o.name: _natural(reference[i], o) for i, o in enumerate(spec.objectives)}
+    timed = [e for e in entries if e.seconds is not None]
+    if timed or any(e.cached for e in entries):
+        seconds = float(sum(e.seconds for e in timed))
+        info["evaluation_time"] = {"trained": len(timed), "cached": sum(1 for e in entries if e.cached),
+                                   "seconds": seconds, "seconds_per_training": seconds / len(timed) if timed else None}
+    info.update(stored.get("notes") or {})
     return SearchResult(trials, front, true_frame, hv, true_hv, ratio, found, len(entries), exhausted, info, study,
                         true_points, points_found)
 

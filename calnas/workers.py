@@ -1,7 +1,8 @@
 """Worker processes that share one stored study (``--workers N``).
 
 The calling process is worker 0; ``start_workers`` spawns the others. Each rebuilds the
-evaluator from picklable inputs, opens the same storage and runs
+evaluator with the picklable factory the evaluator gave (``Evaluator.worker_factory``: a table
+by name, or a live evaluator's configuration), opens the same storage and runs
 :func:`calnas.searching.run_worker` with its own stream (seed). They coordinate only through the
 storage (see :mod:`calnas.record`); a worker that dies leaves a RUNNING trial that the others
 fail as stale and evaluate again.
@@ -21,14 +22,14 @@ class _Helper:
     errors: object  # a queue: one line per UserError
 
 
-def start_workers(count: int, *, benchmark, spec, evaluator, data_dir, storage, study_name, run) -> list[_Helper]:
+def start_workers(count: int, *, factory, spec, storage, study_name, run) -> list[_Helper]:
+    """Spawn ``count`` workers (streams 1..count); ``factory(stream=N)`` builds each one's evaluator."""
     import logging
 
     context = multiprocessing.get_context("spawn")  # no fork: torch/BLAS state must not be copied
     optuna_level = logging.getLogger("optuna").getEffectiveLevel()
-    payload = {"benchmark": benchmark, "spec": spec, "dedupe": getattr(evaluator, "dedupe", "arch"),
-               "data_dir": data_dir, "storage": storage, "study_name": study_name, "run": run,
-               "optuna_level": optuna_level, "evaluator": evaluator.kind}
+    payload = {"factory": factory, "spec": spec, "storage": storage, "study_name": study_name, "run": run,
+               "optuna_level": optuna_level}
     helpers = []
     for stream in range(1, count + 1):
         errors = context.Queue()
@@ -60,6 +61,7 @@ def join_workers(helpers: list[_Helper]) -> None:
 def _main(payload: dict, stream: int, errors) -> None:
     import optuna
 
+    _die_with_parent()
     # This process is calnas's own: it takes the parent's Optuna log level, nothing more.
     optuna.logging.set_verbosity(payload["optuna_level"])
     try:
@@ -71,13 +73,30 @@ def _main(payload: dict, stream: int, errors) -> None:
         raise SystemExit(130) from None
 
 
+def _die_with_parent() -> None:
+    """Stop when the search the user started dies (killed, even with SIGKILL): a worker left
+    running would go on training after the user stopped the search. Its running trial is then
+    failed as stale (its process is gone) and redone by whoever resumes."""
+    import os
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="calnas-parent-watch", daemon=True).start()
+
+
 def _work(payload: dict, stream: int) -> None:
-    from calnas.evaluators import TableEvaluator
-    from calnas.searching import open_study, resolve_table, run_worker
+    from calnas.searching import open_study, run_worker
 
     run = payload["run"]
-    table = resolve_table(payload["benchmark"], payload["data_dir"])
     spec = payload["spec"]
-    evaluator = TableEvaluator(table, spec, payload["dedupe"])
+    evaluator = payload["factory"](stream=stream)
     study = open_study(payload["storage"], payload["study_name"], spec, evaluator)
     run_worker(study, evaluator, spec, run["searcher"], run["seed"], run["budget"], stream=stream, persistent=True)

@@ -15,6 +15,7 @@ Short names (case-insensitive):
 
 from __future__ import annotations
 
+import math
 import re
 
 PREFIXES = ("pre", "post")
@@ -132,3 +133,28 @@ def direction(column: str) -> str | None:
     if re.search(r"(^|_)(acc|accuracy|auc|auroc)(_|$|\d)", low):
         return MAXIMISE
     return None
+
+
+def reference_range(column: str, num_classes: int) -> tuple[float, float] | None:
+    """The interval a fixed hypervolume reference point is taken from, in the column's own units:
+    its possible range where it is bounded; for NLL, up to a uniform prediction's value (ln K),
+    as NLL has no upper bound. None where calnas knows none (cost columns depend on the space,
+    ``temperature`` and unknown columns on nothing fixed).
+
+    Bounds follow the definitions in docs/metrics.md: accuracies, confidences, coverages, AUROC,
+    AURC / E-AURC and every calibration error lie in [0, 1]; ``Brier`` (squared error averaged
+    over the N x K entries) in [0, 2/K]; ``Brier_sum`` in [0, 2].
+    """
+    fam = family(column)
+    low = column.lower()
+    if fam in ("accuracy", "confidence", "selective"):
+        return 0.0, 1.0
+    if fam != "calibration":
+        return None
+    if low.endswith("_brier_sum"):
+        return 0.0, 2.0
+    if low.endswith("_brier"):
+        return 0.0, 2.0 / num_classes
+    if low.endswith("_nll"):
+        return 0.0, math.log(num_classes)
+    return 0.0, 1.0

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table as RichTable
 
+from calnas.commands import _training
 from calnas.commands._common import console, err_console, fmt, metrics_tables, print_json
 from calnas.errors import UserError
 
@@ -20,16 +21,16 @@ def evaluate_cmd(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with published calibration CSVs (default: $CALNAS_DATA_DIR)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     live: bool = typer.Option(False, "--live", help="Train and evaluate the network now instead of looking it up."),
-    dataset: str = typer.Option("digits", "--dataset", help="Live: digits | cifar10 | cifar100 | imagenet16-120."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Live: folder holding the dataset files (CIFAR, ImageNet16-120)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Live: training epochs (default: the dataset's protocol)."),
-    device: str = typer.Option("auto", "--device", help="Live: auto | cpu | cuda."),
+    dataset: Optional[str] = _training.dataset_option(),
+    data_root: Optional[Path] = _training.data_root_option(),
+    epochs: Optional[int] = _training.epochs_option(),
+    device: str = _training.device_option("auto"),
     seed: int = typer.Option(0, "--seed", help="Live: random seed (training, split)."),
     space: Optional[str] = typer.Option(None, "--space", help="Live: tss | sss, for a bare index (strings say their space)."),
     weights: str = typer.Option("train", "--weights", help="Live: train (from scratch) | nats (NATS-Bench weights, needs --nats-path)."),
     nats_path: Optional[Path] = typer.Option(None, "--nats-path", help="Live: NATS-Bench archive directory (for --weights nats)."),
-    channels: Optional[int] = typer.Option(None, "--channels", "-C", help="Live TSS: stem channels C (default: the protocol's)."),
-    cells: Optional[int] = typer.Option(None, "--cells", "-N", help="Live TSS: cells per stage N (default: the protocol's)."),
+    channels: Optional[int] = _training.channels_option(),
+    cells: Optional[int] = _training.cells_option(),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Live: write a reliability diagram PNG here."),
 ) -> None:
     """Show an architecture's accuracy and calibration metrics.
@@ -39,7 +40,7 @@ def evaluate_cmd(
     calibration panel on the test split (temperature fitted on a held-out validation split).
     """
     if live:
-        _evaluate_live(arch, dataset=dataset, data_root=data_root, epochs=epochs, device=device, seed=seed,
+        _evaluate_live(arch, dataset=dataset or _training.DATASET_DEFAULT, data_root=data_root, epochs=epochs, device=device, seed=seed,
                        space=space, weights=weights, nats_path=nats_path, channels=channels, cells=cells,
                        as_json=as_json, plot=plot)
         return

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from calnas.commands import _training
 from calnas.commands._common import err_console, print_json
 
 LOG_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
@@ -27,16 +28,16 @@ table_app = typer.Typer(help="Build calibration tables by live evaluation.", no_
 def build_cmd(
     out: Path = typer.Option(..., "--out", help="CSV to append rows to (created if missing)."),
     space: str = typer.Option("tss", "--space", help="tss (one architecture per isomorphism class) | sss."),
-    dataset: str = typer.Option("digits", "--dataset", help="digits | cifar10 | cifar100 | imagenet16-120."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the dataset files (not digits)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Training epochs (default: the dataset's protocol)."),
-    channels: Optional[int] = typer.Option(None, "--channels", "-C", help="TSS stem channels C (default: the protocol's)."),
-    cells: Optional[int] = typer.Option(None, "--cells", "-N", help="TSS cells per stage N (default: the protocol's)."),
+    dataset: Optional[str] = _training.dataset_option(),
+    data_root: Optional[Path] = _training.data_root_option(),
+    epochs: Optional[int] = _training.epochs_option(),
+    channels: Optional[int] = _training.channels_option(),
+    cells: Optional[int] = _training.cells_option(),
     seed: int = typer.Option(0, "--seed", help="Seed for the data split and every architecture's training."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N architectures of the fixed seeded order."),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: build only the I-th of N disjoint parts (1 <= I <= N)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Parallel processes (one torch thread each)."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto (CPU results are bit-for-bit reproducible)."),
+    device: str = _training.device_option("cpu"),
     resume: bool = typer.Option(False, "--resume", help="Add to an existing --out, skipping architectures already in it."),
 ) -> None:
     """Train and evaluate architectures, appending one row per architecture to --out.
@@ -54,7 +55,7 @@ def build_cmd(
     from calnas.spaces import get_space
 
     space_obj = get_space(space)
-    key = canonical_dataset(dataset)
+    key = canonical_dataset(dataset or _training.DATASET_DEFAULT)
     protocol = make_protocol(space_obj, key, epochs=epochs, channels=channels, cells=cells)
     if key != "digits":
         from calnas.live.datasets import require_root

@@ -39,6 +39,9 @@ ORDER_SEED = 20240501
 EXTRA_COLUMNS = ("seed", "epochs", "channels", "cells", "train_size", "train_seconds", "eval_seconds",
                  "final_train_loss", "final_train_acc")
 ID_COLUMNS = ("index", "config", "arch", "iso")
+# What makes two tables' rows interchangeable: the same space, seed and training protocol
+# (``protocol_record``'s other keys, the calnas version and build order, do not change a row).
+PROTOCOL_KEYS = ("space", "seed", "protocol")
 
 
 def build_order(space: Space, seed: int = ORDER_SEED) -> list[int]:
@@ -180,17 +183,21 @@ def evaluate_row(index: int) -> dict:
     except Exception as exc:  # noqa: BLE001 - reported to the parent and retried on resume
         return {"index": index, "arch": arch, "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc()}
-    rec = result.record
-    training = rec["training"]
-    row = {"index": index, "config": index, "arch": arch, "iso": rec.get("iso", index), **rec["metrics"],
-           "seed": _STATE["seed"], "epochs": protocol.epochs,
-           "channels": protocol.channels if space is TSS else "",
-           "cells": protocol.cells if space is TSS else "",
-           "train_size": len(_STATE["splits"].train_y),
-           "train_seconds": round(training["train_seconds"], 4),
-           "eval_seconds": round(rec["seconds"] - training["train_seconds"], 4),
-           "final_train_loss": training.get("final_train_loss"), "final_train_acc": training.get("final_train_acc")}
-    return row
+    return table_row(result.record, space, protocol, _STATE["seed"], len(_STATE["splits"].train_y))
+
+
+def table_row(record: dict, space: Space, protocol, seed: int, train_size: int) -> dict:
+    """The table row of one live evaluation's record (shared with live search's table file)."""
+    index = record["index"]
+    training = record["training"]
+    return {"index": index, "config": index, "arch": record["arch"], "iso": record.get("iso", index),
+            **record["metrics"], "seed": seed, "epochs": protocol.epochs,
+            "channels": protocol.channels if space is TSS else "",
+            "cells": protocol.cells if space is TSS else "",
+            "train_size": train_size,
+            "train_seconds": round(training["train_seconds"], 4),
+            "eval_seconds": round(record["seconds"] - training["train_seconds"], 4),
+            "final_train_loss": training.get("final_train_loss"), "final_train_acc": training.get("final_train_acc")}
 
 
 # -- the build --------------------------------------------------------------------------------
@@ -239,7 +246,7 @@ def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, l
             raise UserError(f"{out} already exists; pass --resume to add to it, or choose another --out")
         if meta_path.is_file():
             old = json.loads(meta_path.read_text())
-            if {k: old.get(k) for k in ("space", "seed", "protocol")} != {k: meta[k] for k in ("space", "seed", "protocol")}:
+            if {k: old.get(k) for k in PROTOCOL_KEYS} != {k: meta[k] for k in PROTOCOL_KEYS}:
                 raise UserError(f"{out} was built with a different protocol or seed ({meta_path}); "
                                 "resume with the same settings or choose another --out")
         done = read_done(out, columns)

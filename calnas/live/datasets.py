@@ -60,6 +60,11 @@ def canonical_dataset(name: str) -> str:
     return key
 
 
+def resolve_dataset(dataset: str, data_root=None) -> tuple[str, str | None]:
+    """(the dataset's key in a protocol, the folder or file holding its data)."""
+    return canonical_dataset(dataset), None if data_root is None else str(data_root)
+
+
 def load_splits(name: str, *, data_root=None, seed: int = 0, train_size: int | None = None,
                 val_size: int | None = None, test_size: int | None = None) -> Splits:
     """The dataset's train / validation / test splits; sizes cap each split (None: all)."""
