@@ -15,7 +15,9 @@ Everything here is pure Python: no numpy, no torch.
 
 from __future__ import annotations
 
+import numbers
 import random
+import re
 from functools import cached_property
 from typing import Iterable, Sequence
 
@@ -28,14 +30,28 @@ SSS_CHANNELS: tuple[int, ...] = (8, 16, 24, 32, 40, 48, 56, 64)
 SSS_LAYERS = 5
 
 
+# ASCII digits only: str.isdigit() also accepts '²' or '٣', which int() rejects or reads as 3.
+_INDEX_RE = re.compile(r"-?[0-9]+")
+_DIGITS_RE = re.compile(r"[0-9]{1,6}")  # a node input or a channel count (longer is never valid)
+
+
+def _brief(text: str, limit: int = 100) -> str:
+    """A string for an error message: its repr, cut short so that the message stays one line."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 def _as_index(value) -> int | None:
-    """An int or a string of digits is an index; anything else is not."""
+    """An integer (Python or numpy) or a string of ASCII digits is an index; anything else is not."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, str) and _INDEX_RE.fullmatch(value.strip()):
+        text = value.strip()
+        if len(text) > 12:  # (int() refuses over 4,300 digits) no space has an index this long
+            raise UserError(f"architecture index {text[:12]}... ({len(text)} digits) is out of range; "
+                            f"expected 0..{max(s.size for s in SPACES.values()) - 1}")
+        return int(text)
     return None
 
 
@@ -139,29 +155,29 @@ class TopologySpace(Space):
         expected = "an arch string like |nor_conv_3x3~0|+|none~0|skip_connect~1|+|...~0|...~1|...~2|"
         nodes = text.strip().split("+")
         if len(nodes) != 3:
-            raise UserError(f"malformed TSS architecture {text!r}: expected 3 nodes joined by '+', {expected}")
+            raise UserError(f"malformed TSS architecture {_brief(text)}: expected 3 nodes joined by '+', {expected}")
         ops: dict[tuple[int, int], str] = {}
         for to_node, node in enumerate(nodes, start=1):
             if not (node.startswith("|") and node.endswith("|")):
-                raise UserError(f"malformed TSS architecture {text!r}: node {node!r} must start and end with '|'")
+                raise UserError(f"malformed TSS architecture {_brief(text)}: node {node!r} must start and end with '|'")
             for token in filter(None, node.split("|")):
                 op, sep, src = token.partition("~")
-                if not sep or not src.isdigit():
-                    raise UserError(f"malformed TSS architecture {text!r}: edge {token!r} should be op~input")
+                if not sep or not _DIGITS_RE.fullmatch(src):
+                    raise UserError(f"malformed TSS architecture {_brief(text)}: edge {token!r} should be op~input")
                 if op not in TSS_OPS:
-                    raise UserError(f"unknown operation {op!r} in {text!r}; expected one of {', '.join(TSS_OPS)}")
+                    raise UserError(f"unknown operation {op!r} in {_brief(text)}; expected one of {', '.join(TSS_OPS)}")
                 src_node = int(src)
                 if src_node >= to_node:
                     raise UserError(
-                        f"malformed TSS architecture {text!r}: node {to_node} cannot take input {src_node} "
+                        f"malformed TSS architecture {_brief(text)}: node {to_node} cannot take input {src_node} "
                         f"(expected inputs 0..{to_node - 1})"
                     )
                 if (to_node, src_node) in ops:
-                    raise UserError(f"malformed TSS architecture {text!r}: edge {src_node}->{to_node} given twice")
+                    raise UserError(f"malformed TSS architecture {_brief(text)}: edge {src_node}->{to_node} given twice")
                 ops[(to_node, src_node)] = op
         missing = [f"{s}->{t}" for t, s in TSS_EDGES if (t, s) not in ops]
         if missing:
-            raise UserError(f"malformed TSS architecture {text!r}: missing edges {', '.join(missing)}")
+            raise UserError(f"malformed TSS architecture {_brief(text)}: missing edges {', '.join(missing)}")
         return self._from_genes([ops[edge] for edge in TSS_EDGES])
 
     def _genes(self, canonical: str) -> list:
@@ -221,15 +237,15 @@ class SizeSpace(Space):
 
     def _parse_string(self, text: str) -> str:
         parts = text.strip().split(":")
-        if len(parts) != SSS_LAYERS or not all(p.strip().isdigit() for p in parts):
+        if len(parts) != SSS_LAYERS or not all(_DIGITS_RE.fullmatch(p.strip()) for p in parts):
             raise UserError(
-                f"malformed SSS architecture {text!r}: expected {SSS_LAYERS} channel counts like 8:16:32:64:64"
+                f"malformed SSS architecture {_brief(text)}: expected {SSS_LAYERS} channel counts like 8:16:32:64:64"
             )
         channels = [int(p) for p in parts]
         bad = [c for c in channels if c not in SSS_CHANNELS]
         if bad:
             raise UserError(
-                f"channel count {bad[0]} in {text!r} is out of the SSS space; expected one of "
+                f"channel count {bad[0]} in {_brief(text)} is out of the SSS space; expected one of "
                 f"{', '.join(map(str, SSS_CHANNELS))}"
             )
         return self._from_genes(channels)
