@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -26,6 +27,8 @@ _BOOL_KEYS = ("json", "no-plot", "live")
 FLAGS = {"budget": "--budget", "seed": "--seed", "workers": "--workers", "study_name": "--study-name",
          "storage": "--storage", "dedupe": "--dedupe", "objectives": "--objective", "constraints": "--constraint",
          "data_dir": "--data-dir"}
+# Figures `report` writes; with --no-plot an earlier run's copies are removed.
+STALE_FIGURES = ("pareto.png", "hypervolume.png")
 # Config keys that name the same option.
 _CONFIG_ALIASES = {"objectives": "objective", "constraints": "constraint"}
 
@@ -38,7 +41,8 @@ lacks costs nothing, and after 3 such proposals in a row the next trial is a ran
 architecture drawn with the run's seed. The same --seed gives the same trials and front.
 
 Files in --out (default: a new folder runs/search-NNN): front.csv, trials.csv (evaluation
-order), summary.json, pareto.png. Hypervolume is measured with every objective scaled to [0, 1]
+order), summary.json, pareto.png, hypervolume.png. --out is checked before the search runs, and a
+folder another calnas run is writing is refused. Hypervolume is measured with every objective scaled to [0, 1]
 by the table's best and worst values and the reference point at 1.1 (docs/search.md).
 
 The search is an Optuna study. With --storage (sqlite:///s.db, journal:///s.log or
@@ -74,7 +78,7 @@ def search_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: a new folder under runs/)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are option names (objective, budget, ...); command-line options win."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
-    no_plot: bool = typer.Option(False, "--no-plot", help="Do not write pareto.png."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Write no figures (pareto.png, hypervolume.png); an earlier run's copies in --out are removed."),
     storage: Optional[str] = typer.Option(
         None, "--storage",
         help="Where the Optuna study lives: memory (default), sqlite:///FILE.db, journal:///FILE.log (or a path "
@@ -110,20 +114,41 @@ def search_cmd(
              "devices": devices, "table-out": table_out, "cache": cache or None}  # left out: the config's value
     config_values = _read_config(config) if config else {}
     options = _merge(given, config_values)
-    out_dir = Path(options["out"]) if options["out"] is not None else _new_run_dir()
-    live_config = _live_config(options, given, config_values, out_dir)
+    with result_folder(options["out"]) as out_dir:  # checked and claimed before the search runs
+        live_config = _live_config(options, given, config_values, out_dir)
 
-    from calnas.searching import search
+        from calnas.searching import search
 
-    quiet_optuna()
-    with flag_names(FLAGS), _progress(enabled=not options["json"] and live_config is None) as advance:
-        watch = _LiveProgress(options, enabled=not options["json"]) if live_config is not None else None
-        result = search(options["benchmark"], options["objective"], budget=options["budget"],
-                        searcher=options["searcher"], seed=options["seed"], constraints=options["constraint"],
-                        dedupe=options["dedupe"], data_dir=options["data-dir"], progress=advance,
-                        storage=options["storage"], study_name=options["study-name"], workers=options["workers"],
-                        live=live_config, report=watch)
-    report(result, out_dir, as_json=options["json"], plot=not options["no-plot"])
+        quiet_optuna()
+        with flag_names(FLAGS), _progress(enabled=not options["json"] and live_config is None) as advance:
+            watch = _LiveProgress(options, enabled=not options["json"]) if live_config is not None else None
+            result = search(options["benchmark"], options["objective"], budget=options["budget"],
+                            searcher=options["searcher"], seed=options["seed"], constraints=options["constraint"],
+                            dedupe=options["dedupe"], data_dir=options["data-dir"], progress=advance,
+                            storage=options["storage"], study_name=options["study-name"],
+                            workers=options["workers"], live=live_config, report=watch)
+        report(result, out_dir, as_json=options["json"], plot=not options["no-plot"])
+
+
+@contextmanager
+def result_folder(out):
+    """The result folder, checked (a folder calnas can write) and claimed against other calnas
+    runs before any work: ``out``, or without it a new runs/search-NNN."""
+    from calnas.files import claim_folder
+
+    with ExitStack() as stack:
+        if out is not None:
+            yield stack.enter_context(claim_folder(out))
+            return
+        n = 1
+        while True:
+            try:
+                folder = stack.enter_context(claim_folder(Path("runs") / f"search-{n:03d}", new=True))
+            except FileExistsError:
+                n += 1
+                continue
+            yield folder
+            return
 
 
 def _live_config(options: dict, given: dict, config: dict, out_dir: Path):
@@ -150,6 +175,10 @@ def report(result, out, *, as_json: bool, plot: bool) -> None:
     """Write the result files and print the front (or the JSON summary)."""
     out_dir = Path(out) if out is not None else _new_run_dir()
     paths = result.save(out_dir, plot=plot)
+    if not plot:
+        # Figures of an earlier run in this folder would stand beside results they do not show.
+        for stale in STALE_FIGURES:
+            (out_dir / stale).unlink(missing_ok=True)
     if as_json:
         print_json({**result.summary(), "out": str(out_dir), "files": {k: str(v) for k, v in paths.items()}})
         return

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from calnas.commands.search import FLAGS, report
+from calnas.commands.search import FLAGS, report, result_folder
 from calnas.commands._common import flag_names, quiet_optuna
 
 
@@ -16,7 +16,7 @@ def show_cmd(
     study_name: Optional[str] = typer.Option(None, "--study-name", help="Study name (default: calnas)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: a new folder under runs/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
-    no_plot: bool = typer.Option(False, "--no-plot", help="Do not write pareto.png."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Write no figures (pareto.png, hypervolume.png); an earlier run's copies in --out are removed."),
 ) -> None:
     """Rebuild front.csv, trials.csv, summary.json and pareto.png of a stored search and print its
     front. Needs nothing but the storage: the table, objectives and true front are in the study.
@@ -24,9 +24,10 @@ def show_cmd(
     from calnas.searching import show
 
     quiet_optuna()
-    with flag_names(FLAGS):
-        result = show(storage, study_name)
-    report(result, out, as_json=as_json, plot=not no_plot)
+    with result_folder(out) as out_dir:
+        with flag_names(FLAGS):
+            result = show(storage, study_name)
+        report(result, out_dir, as_json=as_json, plot=not no_plot)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,172 @@
+"""Checks on the files and folders a user names, made before any work is done.
+
+Inputs: a file calnas reads must be a regular file (not a directory, a device such as /dev/zero
+or a pipe, which could be read forever) of at most :data:`MAX_BYTES` for its kind, counted
+uncompressed for ``.gz`` and ``.zip`` files. Outputs: a result folder must be a folder (or
+creatable) that calnas may write and that no other calnas run is writing (:func:`claim_folder`);
+a figure must be named with an extension of :data:`FIGURE_FORMATS` in a writable folder.
+
+These limits are documented in README.md ("Limits"); they are far above any real input.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+import struct
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from calnas.errors import UserError
+
+GIB = 1024**3
+MAX_BYTES = {
+    "table": 2 * GIB,        # the largest NATS-Bench calibration table is ~0.1 GiB
+    "predictions": 8 * GIB,  # logits + probs of 50,000 images x 1,000 classes in float64: 0.8 GiB
+    "config": 1024**2,       # a YAML of options
+    "protocol": 1024**2,     # a build's protocol.json
+}
+FIGURE_FORMATS = (".png", ".pdf", ".svg")
+LOCK_NAME = ".calnas.lock"
+
+
+def _size_text(n: int) -> str:
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / 1024**2:.1f} MiB" if n >= 1024**2 else f"{n} bytes"
+
+
+def _uncompressed_size(path: Path, size: int) -> int:
+    """What reading the file will produce: the gzip trailer's size (exact below 4 GiB, and a gzip
+    file that large is refused by its own size) or a zip's members, else the file's size."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".gz") and size >= 18:
+            with open(path, "rb") as fh:
+                if fh.read(2) == b"\x1f\x8b":
+                    fh.seek(-4, os.SEEK_END)
+                    return max(size, struct.unpack("<I", fh.read(4))[0])
+        if name.endswith((".zip", ".npz")) and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                return max(size, sum(info.file_size for info in zf.infolist()))
+    except (OSError, zipfile.BadZipFile, gzip.BadGzipFile):
+        pass  # unreadable: the reader says so in its own words
+    return size
+
+
+def check_input(path, what: str, kind: str) -> Path:
+    """``path`` as a Path when it names a regular file of at most ``MAX_BYTES[kind]``; else a
+    UserError naming ``what`` (e.g. "table file", "config file")."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise UserError(f"{what} {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UserError(f"{what} {str(path)!r} is a directory; expected a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{what} {str(path)!r} is not a regular file (a device or a pipe?); expected a file")
+    limit = MAX_BYTES[kind]
+    size = info.st_size if info.st_size > limit else _uncompressed_size(path, info.st_size)
+    if size > limit:
+        raise UserError(f"{what} {str(path)!r} holds {_size_text(size)}; calnas reads at most "
+                        f"{_size_text(limit)} for a {kind} file")
+    return path
+
+
+def _writable_dir(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_output_folder(path, what: str = "--out") -> Path:
+    """Create the result folder ``path`` when missing; refuse an existing non-folder (a file,
+    /dev/null) and a folder calnas cannot write."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{what} {str(out)!r} exists and is not a folder; expected a folder for the result files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{what} {str(out)!r} cannot be created: {exc.strerror or exc}") from None
+    if not _writable_dir(out):
+        raise UserError(f"{what} {str(out)!r} is not writable")
+    return out
+
+
+def check_figure_path(path, what: str = "--plot") -> Path:
+    """A figure file calnas can write: a supported extension, not a folder or a device, in an
+    existing writable folder (an existing file is replaced)."""
+    target = Path(path)
+    if target.suffix.lower() not in FIGURE_FORMATS:
+        raise UserError(f"{what} {str(target)!r} must end in {', '.join(FIGURE_FORMATS)} (the figure's format)")
+    if target.exists():
+        if not target.is_file():
+            raise UserError(f"{what} {str(target)!r} exists and is not a regular file")
+        if not os.access(target, os.W_OK):
+            raise UserError(f"{what} {str(target)!r} is not writable")
+        return target
+    folder = target.parent
+    if not folder.is_dir():
+        raise UserError(f"{what} {str(target)!r}: folder {str(folder)!r} does not exist")
+    if not _writable_dir(folder):
+        raise UserError(f"{what} {str(target)!r}: folder {str(folder)!r} is not writable")
+    return target
+
+
+@contextmanager
+def claim_folder(folder, what: str = "--out", *, new: bool = False):
+    """Hold the result folder ``folder`` (checked, created when missing) while this process
+    writes there: a second calnas run naming the same folder is refused instead of silently
+    replacing the first one's files. A folder this claim created is removed again when the work
+    fails before writing anything into it.
+
+    ``new=True`` creates the folder exclusively and lets FileExistsError through, so that a
+    caller picking a fresh name can take the next one.
+
+    The claim is an exclusive ``flock`` on ``folder/.calnas.lock``: the operating system drops it
+    when the process ends, so a killed run never leaves the folder claimed. The lock file is
+    removed when the claim ends.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    if new:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir()
+        created = True
+    else:
+        created = not folder.exists()
+        check_output_folder(folder, what)
+    lock = folder / LOCK_NAME
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"{what} {str(folder)!r} is not writable: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"{what} {str(folder)!r} is in use by another calnas run; "
+                            "wait for it to finish or choose another folder") from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        # The previous holder removed the file between our open and our lock: lock the new one.
+        os.close(fd)
+    failed = True
+    try:
+        yield folder
+        failed = False
+    finally:
+        try:
+            os.unlink(lock)
+        finally:
+            os.close(fd)
+        if failed and created and not any(folder.iterdir()):
+            folder.rmdir()
