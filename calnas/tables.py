@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from calnas import embedded
 from calnas.errors import UserError
+from calnas.files import check_input
 from calnas.spaces import SSS, TSS, Space, infer_space
 
 DATA_DIR_ENV = "CALNAS_DATA_DIR"
@@ -234,30 +236,47 @@ def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = No
             raise UserError(f"{name}: {exc}") from None
         indices = [space._index(a) for a in canonical]
         if "index" in frame.columns:
-            given = pd.to_numeric(frame["index"], errors="coerce")
-            if given.isna().any() or (given.astype(int).to_numpy() != indices).any():
+            given = _index_column(frame["index"], name)
+            if (given != indices).any():
                 raise UserError(f"{name}: the index/config column disagrees with the arch column")
         frame["arch"] = canonical
         frame["index"] = indices
     else:
         # Without strings the index alone must say the space: SSS indices run past TSS's range.
-        idx = pd.to_numeric(frame["index"], errors="coerce")
-        if idx.isna().any():
-            raise UserError(f"{name}: the index/config column holds non-integers")
+        idx = _index_column(frame["index"], name)
         space = SSS if idx.max() >= TSS.size else TSS
-        frame["index"] = idx.astype(int)
+        frame["index"] = idx
         frame["arch"] = [space.arch(int(i)) for i in frame["index"]]
     if frame["index"].duplicated().any():
         dup = int(frame.loc[frame["index"].duplicated(), "index"].iloc[0])
         raise UserError(f"{name}: architecture {dup} appears twice")
     frame = frame.set_index("index").sort_index()
+    # A metric that is +-inf is not a measurement: it counts as missing, like NaN, everywhere.
+    numeric = [c for c in frame.columns if c not in IDENTITY_COLUMNS and frame[c].dtype.kind == "f"]
+    if numeric:
+        frame[numeric] = frame[numeric].replace([np.inf, -np.inf], np.nan)
     if "acc" in frame.columns:
         acc = pd.to_numeric(frame["acc"], errors="coerce")
-        if acc.notna().any() and (acc.max() > 1.0 or acc.min() < 0.0):
-            raise UserError(f"{name}: column 'acc' must be a fraction in [0, 1] (found {acc.max():g})")
+        outside = acc[(acc < 0.0) | (acc > 1.0)]
+        if len(outside):
+            raise UserError(f"{name}: column 'acc' must be a fraction in [0, 1] "
+                            f"(found {outside.iloc[0]:g} for architecture {outside.index[0]})")
     frame = _expand_iso_classes(frame, space)
     frame = _attach_meta(frame, space, dataset)
     return Table(name, space, dataset, frame, source=source)
+
+
+def _index_column(column: pd.Series, name: str) -> np.ndarray:
+    """The index/config column as int64: whole numbers within the spaces' range, nothing missing
+    (0.5 or 1.5 must not be truncated to 0 or 1)."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    largest = max(TSS.size, SSS.size)
+    bad = ~np.isfinite(values) | (values != np.round(values)) | (values < 0) | (values >= largest)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{name}: the index/config column must hold architecture indices 0..{largest - 1} "
+                        f"(row {row} holds {str(column.iloc[row])[:40]!r})")
+    return values.astype(np.int64)
 
 
 def _expand_iso_classes(frame: pd.DataFrame, space: Space) -> pd.DataFrame:
@@ -294,6 +313,7 @@ def load_csv(path: str | os.PathLike, *, dataset: str | None = None) -> Table:
         raise UserError(f"table file {str(path)!r} does not exist; expected a CSV in the published layout")
     if path.is_dir():
         raise UserError(f"{str(path)!r} is a directory; expected a CSV file (a folder of tables is a data_dir)")
+    check_input(path, "table file", "table")
     try:
         frame = pd.read_csv(path, compression="infer")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError) as exc:
