@@ -117,6 +117,12 @@ def family(column: str) -> str | None:
     return None
 
 
+def unit_calibration_error(column: str) -> bool:
+    """Whether a column is a calibration error in [0, 1] (the binned errors, KSCE, KDECE, MMCE):
+    what HCS may weigh against accuracy. NLL and Brier are scoring rules on other scales."""
+    return family(column) == "calibration" and not column.lower().endswith(("_nll", "_brier", "_brier_sum"))
+
+
 def direction(column: str) -> str | None:
     """Which way is better for a column; None when calnas cannot tell (the user must say)."""
     fam = family(column)

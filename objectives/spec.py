@@ -221,8 +221,9 @@ def _resolve_hcs(display, option_parts, direction, table, role) -> Objective:
             options["beta"] = beta
         else:
             ece = catalog.canonical_column(value) or value
-            if not ece.lower().startswith(("pre_", "post_")) and catalog.family(ece) != "calibration":
-                raise UserError(f"hcs option ece={value!r} is not a calibration error column (e.g. post_ece_15)")
+            if not catalog.unit_calibration_error(ece):
+                raise UserError(f"hcs option ece={value!r} is not a calibration error in [0, 1] (ECE, MCE, "
+                                "classwise CE, KSCE, KDECE or MMCE, e.g. post_ece_15); NLL and Brier are on other scales")
             options["ece"] = ece
     for needed in ("acc", options["ece"]):
         column = _table_column(needed, table)
@@ -231,6 +232,11 @@ def _resolve_hcs(display, option_parts, direction, table, role) -> Objective:
             raise UserError(f"{display} needs {needed}, which is not in {table.name}; {catalog.WHERE[fam]}")
         if needed != "acc":
             options["ece"] = column
+            values = np.asarray(table.frame[column], dtype=float)
+            outside = values[(values < 0.0) | (values > 1.0)]  # NaN (missing) compares False
+            if outside.size:
+                raise UserError(f"{display} needs {column} in [0, 1] (HCS lies in [0, 1]), but {table.name} "
+                                f"holds {outside[0]:g}")
     return Objective(display, direction or catalog.MAXIMISE, None, ("acc", options["ece"]),
                      tuple(sorted(options.items())))
 
@@ -303,5 +309,7 @@ def parse_constraint(text: str, table, objectives: Sequence[Objective] = ()) -> 
         objective = resolve_token(name, table, role="constraint")
     base = objective.name.split(":")[0]
     if base in _FRACTIONS and not 0.0 <= bound <= 1.0:
-        raise UserError(f"bad constraint {text!r}: {base} is a fraction in [0, 1] (did you mean {bound / 100:g}?)")
+        # Only a bound that reads as a percentage (90 for 0.9) gets a suggestion.
+        hint = f" (did you mean {bound / 100:g}?)" if 1.0 < bound <= 100.0 else ""
+        raise UserError(f"bad constraint {text!r}: {base} is a fraction in [0, 1]{hint}")
     return Constraint(text.strip(), objective, op, bound)

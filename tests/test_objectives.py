@@ -115,7 +115,7 @@ def test_temperature_needs_a_direction(calib):
         ("acc:beta=2", "only hcs takes options"),
         ("hcs:gamma=2", "hcs option"),
         ("hcs:beta=-1", "positive"),
-        ("hcs:ece=acc", "not a calibration error column"),
+        ("hcs:ece=acc", "not a calibration error in \\[0, 1\\]"),
     ],
 )
 def test_bad_objectives_say_what_is_wrong(calib, spec, fragment):
