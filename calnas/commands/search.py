@@ -23,6 +23,8 @@ LIVE_DEFAULTS = {**_training.DEFAULTS, "space": "tss", "train-seed": 0, "device"
 DEFAULTS.update({"live": False, **LIVE_DEFAULTS})
 _INT_KEYS = ("budget", "seed", "workers", "epochs", "channels", "cells", "train-seed")
 _BOOL_KEYS = ("json", "no-plot", "live")
+_STR_KEYS = ("searcher", "benchmark", "data-dir", "dedupe", "out", "storage", "study-name", "dataset", "data-root",
+             "space", "device", "devices", "table-out")
 # Library parameter names -> the flags that set them, for error messages.
 FLAGS = {"budget": "--budget", "seed": "--seed", "workers": "--workers", "study_name": "--study-name",
          "storage": "--storage", "dedupe": "--dedupe", "objectives": "--objective", "constraints": "--constraint",
@@ -196,12 +198,16 @@ def _merge(given: dict, config: dict) -> dict:
 def _read_config(path: Path) -> dict:
     import yaml
 
-    if not path.is_file():
-        raise UserError(f"config file {str(path)!r} does not exist")
+    from calnas.files import check_input
+
+    check_input(path, "config file", "config")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"cannot read {str(path)!r} as YAML ({str(exc).splitlines()[0]})") from None
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"config file {str(path)!r} is not UTF-8 text; expected YAML like 'budget: 500'") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: e.g. a date like 2024-13-01
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"cannot read {str(path)!r} as YAML ({first})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -220,7 +226,11 @@ def _read_config(path: Path) -> dict:
         elif key in _BOOL_KEYS and not isinstance(value, bool):
             raise UserError(f"config {str(path)!r}: {raw_key} must be true or false")
         elif key == "devices" and isinstance(value, list):
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise UserError(f"config {str(path)!r}: devices must be GPU numbers like [0, 1] or '0,1'")
             value = ",".join(str(v) for v in value)
+        elif key in _STR_KEYS and value is not None and not isinstance(value, str):
+            raise UserError(f"config {str(path)!r}: {raw_key} must be a string, got {value!r} (quote it in YAML)")
         config[key] = value
     return config
 
