@@ -96,11 +96,18 @@ def check_output_folder(path, what: str = "--out") -> Path:
 
 
 def check_figure_path(path, what: str = "--plot") -> Path:
-    """A figure file calnas can write: a supported extension, not a folder or a device, in an
-    existing writable folder (an existing file is replaced)."""
+    """A figure file calnas can write: an extension of :data:`FIGURE_FORMATS` (the figure's
+    format), and what :func:`check_output_file` asks."""
     target = Path(path)
     if target.suffix.lower() not in FIGURE_FORMATS:
         raise UserError(f"{what} {str(target)!r} must end in {', '.join(FIGURE_FORMATS)} (the figure's format)")
+    return check_output_file(target, what)
+
+
+def check_output_file(path, what: str) -> Path:
+    """A file calnas can write: not a folder or a device, in an existing writable folder (an
+    existing file is replaced)."""
+    target = Path(path)
     if target.exists():
         if not target.is_file():
             raise UserError(f"{what} {str(target)!r} exists and is not a regular file")

@@ -10,7 +10,8 @@
 * Crash safety: the header is written once; each row is one ``write`` followed by flush and
   fsync. A killed build leaves at most one torn line at the end, which ``resume`` truncates;
   complete rows are never rewritten. The protocol sits next to the table
-  (``<out>.protocol.json``) and a resume with a different protocol is refused.
+  (``<out>.protocol.json``); a resume is refused, and the file left untouched, unless that
+  protocol file matches this build's settings and the header its columns.
 * Parallelism: ``workers`` processes (spawned, one torch thread each) evaluate architectures;
   the parent appends rows as they complete, so with several workers rows are not in build order
   (the table loader does not care about row order).
@@ -102,11 +103,19 @@ def _line(values: list) -> str:
 
 
 def read_done(path: Path, columns: list[str]) -> set[int]:
-    """Indices already in a build file; a torn last line (no newline) is truncated away."""
+    """Indices already in a build file; a torn last line (no newline) is truncated away, but only
+    once the header shows the file is a build with these columns (nothing else is modified)."""
     with open(path, "rb") as fh:
         data = fh.read()
     if not data:
         return set()
+    try:
+        header = next(csv.reader(io.StringIO(data[:data.find(b"\n")].decode("utf-8"))), [])
+    except (UnicodeDecodeError, csv.Error):
+        header = None
+    if header != columns:
+        raise UserError(f"{path} has different columns from this build (not a calnas build of this "
+                        "protocol/metric panel?); use a new --out")
     end = data.rfind(b"\n") + 1
     if end < len(data):
         # Only the incomplete tail is cut; every complete line stays byte for byte.
@@ -117,17 +126,36 @@ def read_done(path: Path, columns: list[str]) -> set[int]:
         data = data[:end]
     if not data:
         return set()
-    reader = csv.reader(io.StringIO(data.decode("utf-8")))
-    header = next(reader)
-    if header != columns:
-        raise UserError(f"{path} has different columns from this build (not a calnas build of this "
-                        "protocol/metric panel?); use a new --out")
-    done = set()
-    for row in reader:
-        if len(row) != len(columns):
-            raise UserError(f"{path} has a malformed row (index {row[0] if row else '?'}); fix or remove it")
-        done.add(int(row[0]))
+    try:
+        reader = csv.reader(io.StringIO(data.decode("utf-8")))
+        next(reader)
+        done = set()
+        for row in reader:
+            if len(row) != len(columns) or not row[0].isascii() or not row[0].isdigit():
+                raise UserError(f"{path} has a malformed row (index {row[0][:20] if row else '?'}); fix or remove it")
+            done.add(int(row[0]))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path} has a malformed row ({type(exc).__name__}); fix or remove it") from None
     return done
+
+
+def _check_own_build(out: Path, meta_path: Path, meta: dict) -> None:
+    """Refuse to resume ``out`` unless its protocol file proves it a calnas build of these settings."""
+    from calnas.files import check_input
+
+    if not meta_path.exists():
+        raise UserError(f"{out} has no {meta_path.name} beside it, so it is not provably a calnas build; "
+                        "choose another --out")
+    check_input(meta_path, "protocol file", "protocol")
+    try:
+        old = json.loads(meta_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        old = None
+    if not isinstance(old, dict):
+        raise UserError(f"{meta_path} is not a calnas protocol record (JSON object); choose another --out")
+    if {k: old.get(k) for k in PROTOCOL_KEYS} != {k: meta[k] for k in PROTOCOL_KEYS}:
+        raise UserError(f"{out} was built with a different protocol or seed ({meta_path}); "
+                        "resume with the same settings or choose another --out")
 
 
 class RowWriter:
@@ -235,8 +263,14 @@ def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, l
     out = Path(out)
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise UserError(f"seed must be an integer in 0..{2**32 - 1}, got {seed!r}")
     if not out.parent.is_dir():
         raise UserError(f"output folder {str(out.parent)!r} does not exist")
+    if out.exists() and not out.is_file():
+        raise UserError(f"--out {str(out)!r} is not a regular file (a folder or a device); expected a CSV file")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise UserError(f"output folder {str(out.parent)!r} is not writable")
     columns = table_columns(PANEL_COLUMNS)
     meta_path = out.with_name(out.name + ".protocol.json")
     meta = protocol_record(protocol, space, seed)
@@ -244,13 +278,10 @@ def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, l
     if out.exists() and out.stat().st_size > 0:
         if not resume:
             raise UserError(f"{out} already exists; pass --resume to add to it, or choose another --out")
-        if meta_path.is_file():
-            old = json.loads(meta_path.read_text())
-            if {k: old.get(k) for k in PROTOCOL_KEYS} != {k: meta[k] for k in PROTOCOL_KEYS}:
-                raise UserError(f"{out} was built with a different protocol or seed ({meta_path}); "
-                                "resume with the same settings or choose another --out")
+        _check_own_build(out, meta_path, meta)
         done = read_done(out, columns)
-    if not meta_path.is_file():
+    else:
+        # No rows yet: the protocol file describes the build that starts now.
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     todo_all = select(build_order(space), limit=limit, shard=shard)
     todo = [i for i in todo_all if i not in done]

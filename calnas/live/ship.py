@@ -21,12 +21,25 @@ SIGNIFICANT_DIGITS = 6
 def read_build(path) -> "pd.DataFrame":  # noqa: F821
     import pandas as pd
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"build file {str(path)!r} not found")
-    frame = pd.read_csv(path)
+    from calnas.files import check_input
+
+    path = check_input(path, "build file", "table")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not a calnas build table ({type(exc).__name__}: "
+                        f"{(str(exc).splitlines() or [''])[0][:120]})") from None
     if "index" not in frame.columns or "acc" not in frame.columns:
         raise UserError(f"{path} is not a calnas build table (no index/acc columns)")
+    if frame.empty:
+        raise UserError(f"{path} has no rows; expected a calnas build table")
+    for column in frame.columns.drop("arch", errors="ignore"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if (values.isna() & frame[column].notna()).any() or (column in ("index", "acc") and values.isna().any()):
+            raise UserError(f"{path} is not a calnas build table (column {str(column)[:40]!r} holds non-numbers)")
+        frame[column] = values
+    if (frame["index"] != frame["index"].round()).any():
+        raise UserError(f"{path} is not a calnas build table (index holds non-integers)")
     if frame["index"].duplicated().any():
         dup = int(frame.loc[frame["index"].duplicated(), "index"].iloc[0])
         raise UserError(f"{path}: architecture {dup} appears twice")
@@ -35,6 +48,9 @@ def read_build(path) -> "pd.DataFrame":  # noqa: F821
 
 def ship_table(build_csv, out_gz, *, expected_rows: int | None = None) -> dict:
     """Write ``out_gz`` from ``build_csv``; returns :func:`summarise` of the table."""
+    from calnas.files import check_output_file
+
+    check_output_file(out_gz, "the shipped table")
     frame = read_build(build_csv)
     if expected_rows is not None and len(frame) != expected_rows:
         raise UserError(f"{build_csv} has {len(frame)} rows, expected {expected_rows} (build not finished?)")
@@ -72,4 +88,4 @@ def _agreement_with_nats(frame) -> float:
 
     with data_path(ACCURACY_FILE).open("rb") as fh:
         nats = pd.read_csv(fh, compression="gzip").set_index("index")["cifar10_test_acc"]
-    return float(frame["acc"].corr(nats.loc[frame["index"]].reset_index(drop=True), method="spearman"))
+    return float(frame["acc"].corr(nats.reindex(frame["index"]).reset_index(drop=True), method="spearman"))
