@@ -70,6 +70,7 @@ STREAM = "calnas_stream"
 INTERRUPTED = "calnas_interrupted"
 HEARTBEAT = "calnas:heartbeat"
 OWNER = "calnas:owner"  # system attr: the machine and process evaluating a trial (see owner_gone)
+OWNER_PREFIX = "calnas:worker:"  # study system attrs: the processes that worked on the study
 STUDY_ATTR = "calnas"  # study user attr: what was searched (objectives, space, table, ...)
 RUN_ATTR = "calnas_run"  # study user attr: the last run's searcher, seed, budget
 
@@ -118,6 +119,9 @@ class StudyRecord:
     def __init__(self, study, domain, *, stale_after: float = 4.0):
         self.study, self.domain = study, domain
         self.stale_after = stale_after
+        # Set by workers that register their process (live searches, see owner_gone): a trial
+        # with no owner yet is dead once every registered process of this machine is.
+        self.owners = False
         self._storage, self._study_id = study._storage, study._study_id
         self._n_params = len(domain.distributions)
         self._position_of, self._key_of = domain.position_of_params, domain.key
@@ -289,7 +293,7 @@ class StudyRecord:
             trial = self._trials[number] if number < len(self._trials) else None
             if trial is None or trial.state != TrialState.RUNNING:
                 continue
-            if now - last_sign_of_life(trial) <= self.stale_after and not owner_gone(trial):
+            if now - last_sign_of_life(trial) <= self.stale_after and not self._dead(trial):
                 continue
             try:
                 self._storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
@@ -300,6 +304,24 @@ class StudyRecord:
         if failed:
             self.update()
         return failed
+
+    def register_owner(self) -> None:
+        """Record this process among the study's workers (a study system attribute)."""
+        self.owners = True
+        self._storage.set_study_system_attr(self._study_id, OWNER_PREFIX + owner_tag(), time.time())
+
+    def _dead(self, trial) -> bool:
+        if owner_gone(trial):
+            return True
+        if not self.owners or OWNER in trial.system_attrs:
+            return False
+        # No owner yet: the trial is being created (Optuna's ask writes its parameters one by
+        # one while the sampler works). Its creator registered before creating it; when every
+        # other registered process is known dead, so is the trial.
+        me = owner_tag()
+        others = [key[len(OWNER_PREFIX):] for key in self._storage.get_study_system_attrs(self._study_id)
+                  if key.startswith(OWNER_PREFIX) and key[len(OWNER_PREFIX):] != me]
+        return bool(others) and all(tag_gone(tag) for tag in others)
 
     def oldest_silence(self, now: float | None = None) -> float | None:
         """Seconds since the quietest unfinished trial of another process last showed life."""
@@ -352,12 +374,15 @@ def owner_gone(trial) -> bool:
     is slow); a search resumed on the machine where the killed one ran need not wait for it.
     Anything uncertain (another machine, no owner recorded, a pid in use again) leaves the
     decision to the heartbeat."""
+    tag = trial.system_attrs.get(OWNER)
+    return bool(tag) and tag_gone(str(tag))
+
+
+def tag_gone(tag: str) -> bool:
+    """True when the process ``tag`` (:func:`owner_tag`) ran on this machine and no longer exists."""
     import os
 
-    tag = trial.system_attrs.get(OWNER)
-    if not tag:
-        return False
-    machine, _, pid = str(tag).rpartition(":")
+    machine, _, pid = tag.rpartition(":")
     if machine != _machine() or not pid.isdigit():
         return False
     try:

@@ -377,6 +377,8 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
     n_keys = domain.n_keys
     streak = 0
     if persistent:
+        if evaluator.needs_heartbeat:
+            record.register_owner()
         _settle(record, evaluator.heartbeat_interval)
 
     def tell_free(trial, mark, value=True, *, values=None, constraints=None):

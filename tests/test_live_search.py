@@ -214,28 +214,162 @@ def _count(url: str, name: str, table) -> dict:
             "rows": len(rows), "distinct_rows": rows["index"].nunique()}
 
 
-def test_sigkilled_live_search_with_two_workers_trains_each_architecture_once(tmp_path):
-    url, budget = f"sqlite:///{tmp_path / 'l.db'}", 40
+def _rows(table) -> int:
+    """Complete rows of a table file (0 while it does not exist)."""
+    return max(0, table.read_bytes().count(b"\n") - 1) if table.is_file() else 0
+
+
+def _kill_and_rerun(tmp_path, budget: int, kills: int, flags: list[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
     command = [sys.executable, "-m", "calnas", "search", "--live", "--dataset", "digits", "--objective", "acc,ece",
-               "--budget", str(budget), "--storage", url, "--study-name", "x", "--workers", "2", "--no-plot"]
-    rng = random.Random(0)
-    killed_at = []
-    for kill in range(2):
+               "--budget", str(budget), "--storage", url, "--study-name", "x", "--workers", "2", "--no-plot", *flags]
+    rng = random.Random(kills)
+    table = tmp_path / "k0" / "table.csv"  # the study keeps the table its first run chose
+    sizes = []
+    for kill in range(kills):
+        # Killed once the table has grown by a random number of rows, whatever the machine's speed,
+        # plus a random fraction of an evaluation so that kills land in every phase of one.
+        target = _rows(table) + rng.randint(2, budget // (2 * kills))
         proc = subprocess.Popen([*command, "--out", tmp_path / f"k{kill}"], cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        time.sleep(rng.uniform(8.0, 12.0))  # start-up (torch, a spawned worker) takes ~5 s: kills land mid-search
+        deadline = time.monotonic() + 300
+        while _rows(table) < target and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        killed_at.append(len(stored_trials(url, "x")))
+        sizes.append(_rows(table))
     final = subprocess.run([*command, "--out", tmp_path / "final", "--json"], cwd=ROOT, capture_output=True,
                            text=True, stdin=subprocess.DEVNULL, timeout=600)
     assert final.returncode == 0, final.stderr
     summary = json.loads(final.stdout)
-    table = tmp_path / "k0" / "table.csv"  # the study keeps the table its first run chose
     assert summary["table_out"] == str(table.resolve())
     counts = _count(url, "x", table)
     assert counts["evaluated"] == counts["entries"] == budget == summary["evaluations"]
     assert counts["rows"] == counts["distinct_rows"] == budget
     assert len(counts["trained"]) == len(set(counts["trained"]))  # no architecture trained twice
     assert len(counts["trained"]) + counts["cached"] == budget
-    assert 0 < killed_at[0] and killed_at[1] > killed_at[0]  # each run did some of the work
+    assert all(0 < size < budget for size in sizes)  # every killed run was killed mid-search
+
+
+def test_sigkilled_live_search_with_two_workers_trains_each_architecture_once(tmp_path):
+    _kill_and_rerun(tmp_path, budget=16, kills=1, flags=TINY_FLAGS)
+
+
+@pytest.mark.slow
+def test_sigkilled_twice_digits_protocol_budget_40(tmp_path):
+    # The issue's command: calnas search --live --dataset digits --objective acc,ece --budget 40
+    # --storage sqlite:///l.db --study-name x --workers 2, killed with SIGKILL twice and rerun.
+    _kill_and_rerun(tmp_path, budget=40, kills=2, flags=[])
+
+
+# --------------------------------------------------------------------------------------------
+# the user's own images
+
+
+def write_npz(path, *, n_train=80, n_test=40, classes=3, layout="nhwc", dtype=np.uint8, val=False, seed=0, **replace):
+    """Images whose class is a bright square's position: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+
+    def images(labels):
+        x = rng.uniform(0, 60, size=(len(labels), 12, 12, 3))
+        for i, k in enumerate(labels):
+            x[i, 1 + 3 * k:4 + 3 * k, 2:6] = 250
+        if layout == "grey":
+            x = x[..., 0]
+        elif layout == "nchw":
+            x = np.transpose(x, (0, 3, 1, 2))
+        return x.astype(dtype)
+
+    arrays = {}
+    for split, n in (("train", n_train), ("test", n_test), *((("val", 30),) if val else ())):
+        labels = rng.integers(0, classes, n)
+        labels[:classes] = np.arange(classes)
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = images(labels), labels
+    arrays.update(replace)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+@pytest.mark.parametrize("space, layout, val", [("tss", "nhwc", False), ("sss", "grey", True)])
+def test_own_npz_dataset_searches_tss_and_sss(tmp_path, run_cli, space, layout, val):
+    data = write_npz(tmp_path / "my.npz", layout=layout, dtype=np.float32 if layout == "grey" else np.uint8, val=val)
+    proc = run_cli("search", "--live", "--dataset", data, "--space", space, "--epochs", "1", "--budget", "2",
+                   *(["-C", "4", "-N", "1"] if space == "tss" else []), "--out", tmp_path / "o", "--no-plot", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["evaluations"] == 2 and summary["space"] == space and summary["dataset"].startswith("npz:")
+    rows = pd.read_csv(tmp_path / "o" / "table.csv")
+    assert len(rows) == 2 and rows["acc"].between(0, 1).all()
+    recorded = json.loads((tmp_path / "o" / "table.csv.protocol.json").read_text())
+    assert recorded["protocol"]["dataset"] == summary["dataset"]  # the data is named by content
+    # NLL's reference is a uniform prediction's, ln K with K = 3 classes taken from the labels
+    assert summary["reference_point"]["acc"] == 0.0
+
+
+def test_npz_splits_take_size_classes_and_normalisation_from_the_data(tmp_path):
+    from calnas.live.datasets import load_splits, resolve_dataset
+
+    key, path = resolve_dataset(str(write_npz(tmp_path / "a.npz", layout="nchw", classes=4)))
+    splits = load_splits(key, data_root=path, seed=0)
+    assert splits.num_classes == 4 and splits.train_x.shape[1:] == (3, 12, 12)
+    assert len(splits.val_y) == 10 and len(splits.train_y) == 70 and len(splits.test_y) == 40  # seeded 10% held out
+    assert np.allclose(splits.train_x.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    again = load_splits(key, data_root=path, seed=0)
+    assert np.array_equal(again.val_y, splits.val_y) and not np.array_equal(load_splits(key, data_root=path, seed=1).val_y,
+                                                                            splits.val_y)
+    key, path = resolve_dataset(str(write_npz(tmp_path / "g.npz", layout="grey")))
+    grey = load_splits(key, data_root=path, seed=0)
+    assert grey.train_x.shape[1] == 3 and np.array_equal(grey.train_x[:, 0], grey.train_x[:, 1])
+
+
+def _bad_npz(tmp_path, case: str):
+    path = tmp_path / f"{case}.npz"
+    good = dict(n_train=40, n_test=20, layout="grey")
+    if case == "not-npz":
+        path.write_text("x_train,y_train\n")
+        return path
+    if case == "missing-file":
+        return tmp_path / "absent.npz"
+    x = np.zeros((20, 12, 12), np.uint8)
+    variants = {
+        "no-y_test": dict(y_test=None),
+        "flat-images": dict(x_train=np.zeros((40, 144), np.uint8)),
+        "four-channels": dict(x_train=np.zeros((40, 12, 12, 4), np.uint8)),
+        "int64-images": dict(x_train=np.zeros((40, 12, 12), np.int64)),
+        "float-labels": dict(y_train=np.zeros(40, np.float64)),
+        "negative-labels": dict(y_train=np.r_[-1, np.arange(39) % 3]),
+        "unknown-test-label": dict(y_test=np.full(20, 7)),
+        "nan-images": dict(x_test=np.full((20, 12, 12), np.nan, np.float32)),
+        "val-without-y": dict(x_val=x),
+        "too-few-test": dict(x_test=x[:5], y_test=np.zeros(5, np.int64)),
+        "label-count": dict(y_train=np.zeros(39, np.int64)),
+        "other-size": dict(x_test=np.zeros((20, 16, 16), np.uint8)),
+        "odd-size": dict(x_train=np.zeros((40, 10, 10), np.uint8), x_test=np.zeros((20, 10, 10), np.uint8)),
+        "one-class": dict(y_train=np.zeros(40, np.int64)),
+    }
+    return write_npz(path, **good, **variants[case])
+
+
+BAD_NPZ = {
+    "not-npz": "cannot read", "missing-file": "does not exist", "no-y_test": "no y_test",
+    "flat-images": "x_train has shape (40, 144)", "four-channels": "x_train has shape (40, 12, 12, 4)",
+    "int64-images": "x_train has dtype int64; expected uint8 or float", "float-labels": "y_train has dtype float64",
+    "negative-labels": "y_train has negative labels", "unknown-test-label": "y_test has label 7",
+    "nan-images": "x_test holds NaN", "val-without-y": "x_val without y_val", "too-few-test": "x_test has 5 images",
+    "label-count": "y_train has shape (39,)", "other-size": "x_test images are 16x16x1", "one-class": "single class",
+    "odd-size": "divisible by 4",
+}
+
+
+def test_each_malformed_npz_is_one_line_naming_the_key(tmp_path, capsys):
+    from calnas.cli import main
+
+    for case, expected in BAD_NPZ.items():
+        with pytest.raises(SystemExit) as stop:
+            main(["search", "--live", "--dataset", str(_bad_npz(tmp_path, case)), "--budget", "1",
+                  "--out", str(tmp_path / "o"), "--no-plot"])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.startswith("error: ") and expected in err, (case, err)
+        assert len(err.strip().splitlines()) == 1, (case, err)
+    assert not (tmp_path / "o").exists()  # refused before anything was written

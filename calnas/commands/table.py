@@ -50,14 +50,14 @@ def build_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from calnas.live.build import build_table, parse_shard
-    from calnas.live.datasets import canonical_dataset
+    from calnas.live.datasets import is_npz_key, resolve_dataset
     from calnas.live.evaluate import make_protocol, resolve_device
     from calnas.spaces import get_space
 
     space_obj = get_space(space)
-    key = canonical_dataset(dataset or _training.DATASET_DEFAULT)
+    key, data_root = resolve_dataset(dataset or _training.DATASET_DEFAULT, data_root)
     protocol = make_protocol(space_obj, key, epochs=epochs, channels=channels, cells=cells)
-    if key != "digits":
+    if key != "digits" and not is_npz_key(key):
         from calnas.live.datasets import require_root
 
         require_root(key, data_root)

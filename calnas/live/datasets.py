@@ -6,6 +6,9 @@
   torchvision is needed (there is no CPU torchvision build for calnas's torch pin).
 * ``imagenet16-120``: NATS-Bench's downsampled ImageNet 16x16 pickles (``train_data_batch_1..10``,
   ``val_data``) with labels 1..1000 kept when below 121, as NATS-Bench does (120 classes).
+* ``PATH.npz``: the user's own images (:func:`read_npz`); in a protocol the dataset is
+  ``npz:<first 16 hex digits of the file's SHA-256>``, so a table or study names the data by
+  content, wherever the file lies.
 
 The validation split only fits the temperature for temperature scaling; it is never trained on.
 For the CIFAR/ImageNet16 sets it is a seeded half of the official test set (the other half is
@@ -15,6 +18,7 @@ the test split), the way NATS-Bench evaluates CIFAR-100 and ImageNet16-120 (x-va
 from __future__ import annotations
 
 import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,14 +59,40 @@ class Splits:
 def canonical_dataset(name: str) -> str:
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
+    if is_npz_key(key):
+        return key
     if key not in DATASETS:
-        raise UserError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+        raise UserError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)} or a PATH.npz")
     return key
 
 
 def resolve_dataset(dataset: str, data_root=None) -> tuple[str, str | None]:
-    """(the dataset's key in a protocol, the folder or file holding its data)."""
+    """(the dataset's key in a protocol, the folder or file holding its data): a ``.npz`` path
+    becomes ``npz:<hash>`` with the file as its data; a name stays itself with ``data_root``."""
+    text = str(dataset).strip()
+    if text.lower().endswith(".npz"):
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise UserError(f"dataset file {text!r} does not exist; expected a .npz with x_train, y_train, x_test, y_test")
+        if data_root is not None:
+            raise UserError("--data-root does not apply to a .npz dataset (the file holds the data); leave it out")
+        return NPZ_PREFIX + file_digest(path), str(path.resolve())
     return canonical_dataset(dataset), None if data_root is None else str(data_root)
+
+
+def is_npz_key(key: str) -> bool:
+    return str(key).startswith(NPZ_PREFIX)
+
+
+def file_digest(path) -> str:
+    """The first 16 hex digits of a file's SHA-256 (what names a .npz dataset in a protocol)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def load_splits(name: str, *, data_root=None, seed: int = 0, train_size: int | None = None,
@@ -71,6 +101,8 @@ def load_splits(name: str, *, data_root=None, seed: int = 0, train_size: int | N
     key = canonical_dataset(name)
     if key == "digits":
         return _digits(seed=seed, train_size=train_size, val_size=val_size, test_size=test_size)
+    if is_npz_key(key):
+        return _npz(key, data_root, seed=seed, train_size=train_size, val_size=val_size, test_size=test_size)
     root = require_root(key, data_root)
     if key == "cifar10":
         train_x, train_y, test_x, test_y = read_cifar(root, 10)
@@ -162,6 +194,138 @@ def _digits(*, seed: int, train_size, val_size, test_size) -> Splits:
         info={"source": "sklearn.datasets.load_digits (1,797 8x8 images)",
               "split": "seeded permutation: 400 train pool / 300 val / 1,097 test",
               "normalisation": "pixels/16, standardised with the train pool's mean/std, grey repeated to 3 channels"},
+    )
+
+
+# -- the user's own images (.npz) ---------------------------------------------------------------
+
+NPZ_PREFIX = "npz:"
+NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+NPZ_OPTIONAL = ("x_val", "y_val")
+MIN_SPLIT_IMAGES = 10  # fewer cannot fit a temperature or estimate a calibration error at all
+NPZ_VAL_FRACTION = 0.1  # of the training images, held out for temperature scaling when no x_val
+# NATS-Bench's networks halve the image twice (two residual reduction blocks whose strided conv
+# and pooled shortcut only agree on even sizes), so height and width must be multiples of 4.
+NPZ_SIDE_MULTIPLE = 4
+
+
+def read_npz(path) -> dict:
+    """The checked arrays of a user's .npz: images as float32 N x C x H x W (C = 1 or 3, uint8
+    scaled to [0, 1], floats as given), labels int64 in 0..K-1 (K = 1 + the largest training
+    label). Every problem is a one-line UserError naming the key."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserError(f"cannot read {str(path)!r} as .npz ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    missing = [key for key in NPZ_REQUIRED if key not in arrays]
+    if missing:
+        raise UserError(f"{path.name}: no {missing[0]}; expected arrays {', '.join(NPZ_REQUIRED)} "
+                        f"(optional {', '.join(NPZ_OPTIONAL)})")
+    if ("x_val" in arrays) != ("y_val" in arrays):
+        given, absent = ("x_val", "y_val") if "x_val" in arrays else ("y_val", "x_val")
+        raise UserError(f"{path.name}: {given} without {absent}; give both or neither")
+    splits = ("train", "val", "test") if "x_val" in arrays else ("train", "test")
+    images = {s: _npz_images(path.name, f"x_{s}", arrays[f"x_{s}"]) for s in splits}
+    labels = {s: _npz_labels(path.name, f"y_{s}", arrays[f"y_{s}"], len(images[s])) for s in splits}
+    shape = images["train"].shape[1:]
+    if shape[1] % NPZ_SIDE_MULTIPLE or shape[2] % NPZ_SIDE_MULTIPLE:
+        raise UserError(f"{path.name}: x_train images are {_size(shape)}; expected height and width divisible by "
+                        f"{NPZ_SIDE_MULTIPLE} (the networks halve them twice; pad or crop the images)")
+    for split in splits:
+        if images[split].shape[1:] != shape:
+            raise UserError(f"{path.name}: x_{split} images are {_size(images[split].shape[1:])}, x_train's "
+                            f"{_size(shape)}; expected one image size")
+        if len(images[split]) < MIN_SPLIT_IMAGES:
+            raise UserError(f"{path.name}: x_{split} has {len(images[split])} images; expected at least "
+                            f"{MIN_SPLIT_IMAGES} per split")
+    classes = int(labels["train"].max()) + 1
+    if len(np.unique(labels["train"])) < 2:
+        raise UserError(f"{path.name}: y_train has a single class; expected at least 2")
+    for split in splits:
+        if labels[split].max() >= classes:
+            raise UserError(f"{path.name}: y_{split} has label {int(labels[split].max())}, but y_train's labels "
+                            f"are 0..{classes - 1}")
+    return {"images": images, "labels": labels, "classes": classes}
+
+
+def _size(shape) -> str:
+    c, h, w = shape
+    return f"{h}x{w}x{c}"
+
+
+def _npz_images(name: str, key: str, x: np.ndarray) -> np.ndarray:
+    if x.dtype != np.uint8 and x.dtype.kind != "f":
+        raise UserError(f"{name}: {key} has dtype {x.dtype}; expected uint8 or float images")
+    if x.ndim == 3:
+        x = x[:, None, :, :]
+    elif x.ndim == 4 and x.shape[3] in (1, 3):
+        x = np.transpose(x, (0, 3, 1, 2))  # N x H x W x C; a 3 x 3 image with 3 channels reads so too
+    elif x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise UserError(f"{name}: {key} has shape {tuple(x.shape)}; expected N x H x W, N x H x W x C or "
+                        "N x C x H x W with C = 1 or 3")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise UserError(f"{name}: {key} holds NaN or infinite values")
+    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+
+
+def _npz_labels(name: str, key: str, y: np.ndarray, n: int) -> np.ndarray:
+    if y.dtype.kind not in "iu":
+        raise UserError(f"{name}: {key} has dtype {y.dtype}; expected integer labels")
+    if y.ndim != 1 or len(y) != n:
+        raise UserError(f"{name}: {key} has shape {tuple(y.shape)}; expected one label per image ({n},)")
+    if len(y) and y.min() < 0:
+        raise UserError(f"{name}: {key} has negative labels (min {int(y.min())}); expected 0..K-1")
+    return y.astype(np.int64)
+
+
+def _npz(key: str, path, *, seed: int, train_size, val_size, test_size) -> Splits:
+    """A .npz's splits: its validation split, or a seeded NPZ_VAL_FRACTION of the training images;
+    standardised per channel with the training split's mean and std; grey repeated to 3 channels
+    (xautodl's stem takes 3); no augmentation (flips and crops are not right for every image)."""
+    if path is None:
+        raise UserError(f"dataset {key} needs its .npz file (give --dataset PATH.npz)")
+    if NPZ_PREFIX + file_digest(path) != key:
+        raise UserError(f"{path} is not the file this protocol was made with (its content changed: {key} expected)")
+    data = read_npz(path)
+    images, labels = data["images"], data["labels"]
+    rng = np.random.default_rng(seed)
+    if "val" in images:
+        train_x, train_y, val_x, val_y = images["train"], labels["train"], images["val"], labels["val"]
+        val_source = "x_val, y_val"
+    else:
+        n = len(labels["train"])
+        n_val = max(MIN_SPLIT_IMAGES, int(round(n * NPZ_VAL_FRACTION)))
+        if n - n_val < MIN_SPLIT_IMAGES:
+            raise UserError(f"{Path(path).name}: x_train has {n} images, too few to hold out {n_val} for temperature "
+                            "scaling; give x_val, y_val")
+        order = rng.permutation(n)
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        train_x, train_y = images["train"][train_idx], labels["train"][train_idx]
+        val_x, val_y = images["train"][val_idx], labels["train"][val_idx]
+        val_source = f"seeded {NPZ_VAL_FRACTION:.0%} of the training images"
+    test_x, test_y = images["test"], labels["test"]
+    for requested, x, what in ((train_size, train_x, "train"), (val_size, val_x, "val"), (test_size, test_x, "test")):
+        if requested is not None and requested > len(x):
+            raise UserError(f"{Path(path).name} has {len(x)} {what} images; {what}_size={requested} is too large")
+    train_x, train_y = train_x[:train_size], train_y[:train_size]
+    val_x, val_y = val_x[:val_size], val_y[:val_size]
+    test_x, test_y = test_x[:test_size], test_y[:test_size]
+    mean = train_x.mean(axis=(0, 2, 3), keepdims=True)
+    std = train_x.std(axis=(0, 2, 3), keepdims=True)
+    std = np.where(std > 0, std, 1.0).astype(np.float32)
+
+    def prep(x):
+        x = (x - mean) / std
+        return np.ascontiguousarray(np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x, dtype=np.float32)
+
+    return Splits(
+        name=key, num_classes=data["classes"],
+        train_x=prep(train_x), train_y=train_y, val_x=prep(val_x), val_y=val_y, test_x=prep(test_x), test_y=test_y,
+        info={"source": str(path), "image_size": _size(images["train"].shape[1:]), "validation": val_source,
+              "normalisation": "uint8/255 (floats as given), standardised per channel with the training split's "
+                               "mean/std; grey repeated to 3 channels"},
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calnas.errors import UserError
-from calnas.live.datasets import Splits, canonical_dataset, load_splits
+from calnas.live.datasets import Splits, load_splits, resolve_dataset
 from calnas.live.protocol import Protocol, default_protocol
 from calnas.spaces import SSS, TSS, Space, _as_index, infer_space
 
@@ -61,7 +61,8 @@ def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int 
                   device: str = "auto", seed: int = 0, weights: str = "train", nats_path=None,
                   channels: int | None = None, cells: int | None = None,
                   protocol: Protocol | None = None) -> LiveResult:
-    """Train (or load) and evaluate one NATS-Bench architecture on a local dataset.
+    """Train (or load) and evaluate one NATS-Bench architecture on a local dataset (a name, or
+    the path of a .npz of your own images; see calnas.live.datasets.read_npz).
 
     ``arch`` is an architecture string or a TSS index. ``epochs``/``channels``/``cells`` override
     the dataset's default protocol (``calnas.live.protocol.default_protocol``), or ``protocol``
@@ -71,7 +72,7 @@ def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int 
         raise UserError(f"unknown weights source {weights!r}; expected one of {', '.join(WEIGHT_SOURCES)}")
     space = resolve_space(arch)
     canonical = space.parse(arch)
-    key = canonical_dataset(dataset)
+    key, data_root = resolve_dataset(dataset, data_root)
     if protocol is not None and protocol.dataset != key:
         raise UserError(f"protocol is for {protocol.dataset} but dataset is {key}")
     proto = make_protocol(space, key, protocol=protocol, epochs=epochs, channels=channels, cells=cells)
@@ -79,8 +80,8 @@ def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int 
         from calnas.live.weights import check_nats_request
 
         check_nats_request(key, nats_path)
+    splits = load_protocol_splits(proto, data_root=data_root, seed=seed)  # before torch: data errors come fast
     torch_device = resolve_device(device)
-    splits = load_protocol_splits(proto, data_root=data_root, seed=seed)
     return evaluate_prepared(canonical, space, proto, splits, device=torch_device, seed=seed,
                              weights=weights, nats_path=nats_path)
 

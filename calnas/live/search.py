@@ -197,6 +197,8 @@ class LiveEvaluator(Evaluator):
         self._splits_cache = None
         self._runtime = None
         self._reference: tuple | None = None
+        if stream == 0:
+            self._splits()  # the data's problems are one-line errors before a study or worker starts
 
     # -- the seam ------------------------------------------------------------------------------
     def candidates(self) -> Candidates:
