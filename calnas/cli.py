@@ -28,13 +28,35 @@ def _register() -> None:
     register_all(app)
 
 
+# click's base exception (a bad option value, an unknown option, a missing argument), found through
+# typer's public BadParameter: typer vendors click in some versions and imports it in others.
+_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def main(argv: list[str] | None = None) -> None:
     _register()
     try:
-        app(args=argv, standalone_mode=True)
+        # Not standalone: click's usage errors come here, to be one line like every other error.
+        code = app(args=argv, standalone_mode=False)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except _CLICK_EXCEPTION as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `calnas table` alone: typer has shown the help
+            sys.exit(exc.exit_code)
+        typer.echo(f"error: {_one_line(exc)}", err=True)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    if code == 130:  # typer turns Ctrl-C into exit code 130
+        typer.echo("interrupted", err=True)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(exc) -> str:
+    """A usage error's message with the command it is about (``calnas search: no such option
+    --bugdet``), on one line."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    return f"{ctx.command_path}: {message}" if ctx is not None else message

@@ -77,7 +77,15 @@ def check_input(path, what: str, kind: str) -> Path:
 
 
 def _writable_dir(folder: Path) -> bool:
-    return os.access(folder, os.W_OK | os.X_OK)
+    """Whether a file can be created in ``folder``, tried for real: permission bits do not say
+    (root passes them all, yet /proc and /sys refuse new files)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".calnas-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def check_output_folder(path, what: str = "--out") -> Path:
@@ -101,22 +109,28 @@ def check_figure_path(path, what: str = "--plot") -> Path:
     target = Path(path)
     if target.suffix.lower() not in FIGURE_FORMATS:
         raise UserError(f"{what} {str(target)!r} must end in {', '.join(FIGURE_FORMATS)} (the figure's format)")
-    return check_output_file(target, what)
+    return check_output_file(target, what, new_folders=True)
 
 
-def check_output_file(path, what: str) -> Path:
+def check_output_file(path, what: str, *, new_folders: bool = False) -> Path:
     """A file calnas can write: not a folder or a device, in an existing writable folder (an
-    existing file is replaced)."""
+    existing file is replaced); with ``new_folders`` (the writer creates missing folders) in a
+    folder that can be created."""
     target = Path(path)
     if target.exists():
         if not target.is_file():
             raise UserError(f"{what} {str(target)!r} exists and is not a regular file")
-        if not os.access(target, os.W_OK):
-            raise UserError(f"{what} {str(target)!r} is not writable")
+        try:
+            open(target, "ab").close()  # opened for appending and closed: the content is untouched
+        except OSError as exc:
+            raise UserError(f"{what} {str(target)!r} is not writable: {exc.strerror or exc}") from None
         return target
     folder = target.parent
+    while new_folders and not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folder that the missing ones would be created in
     if not folder.is_dir():
-        raise UserError(f"{what} {str(target)!r}: folder {str(folder)!r} does not exist")
+        missing = "is not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"{what} {str(target)!r}: {str(folder)!r} {missing}")
     if not _writable_dir(folder):
         raise UserError(f"{what} {str(target)!r}: folder {str(folder)!r} is not writable")
     return target

@@ -25,13 +25,13 @@ def evaluate_cmd(
     data_root: Optional[Path] = _training.data_root_option(),
     epochs: Optional[int] = _training.epochs_option(),
     device: str = _training.device_option("auto"),
-    seed: int = typer.Option(0, "--seed", help="Live: random seed (training, split)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Live: random seed (training, split)."),
     space: Optional[str] = typer.Option(None, "--space", help="Live: tss | sss, for a bare index (strings say their space)."),
     weights: str = typer.Option("train", "--weights", help="Live: train (from scratch) | nats (NATS-Bench weights, needs --nats-path)."),
     nats_path: Optional[Path] = typer.Option(None, "--nats-path", help="Live: NATS-Bench archive directory (for --weights nats)."),
     channels: Optional[int] = _training.channels_option(),
     cells: Optional[int] = _training.cells_option(),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Live: write a reliability diagram PNG here."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Live: write a reliability diagram here (.png, .pdf or .svg)."),
 ) -> None:
     """Show an architecture's accuracy and calibration metrics.
 
@@ -40,6 +40,10 @@ def evaluate_cmd(
     calibration panel on the test split (temperature fitted on a held-out validation split).
     """
     if live:
+        if plot is not None:
+            from calnas.files import check_figure_path
+
+            check_figure_path(plot)  # before the training, not after it
         _evaluate_live(arch, dataset=dataset or _training.DATASET_DEFAULT, data_root=data_root, epochs=epochs, device=device, seed=seed,
                        space=space, weights=weights, nats_path=nats_path, channels=channels, cells=cells,
                        as_json=as_json, plot=plot)

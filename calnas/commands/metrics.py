@@ -24,8 +24,8 @@ def _parse_bins(text: Optional[str]):
 
 
 def _json_value(v: float):
-    # JSON has no NaN; undefined metrics become null.
-    return None if isinstance(v, float) and math.isnan(v) else v
+    # JSON has no NaN or infinity; undefined metrics (and an infinite NLL) become null.
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _print_table(panel: dict[str, float], source: Path) -> None:
@@ -63,7 +63,7 @@ def metrics_cmd(
     ],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     plot: Annotated[
-        Optional[Path], typer.Option("--plot", help="Write a 15-bin reliability diagram (PNG) here.")
+        Optional[Path], typer.Option("--plot", help="Write a 15-bin reliability diagram here (.png, .pdf or .svg).")
     ] = None,
     bins: Annotated[
         Optional[str], typer.Option("--bins", help="Comma-separated bin counts (default: the study's nine).")
@@ -81,8 +81,11 @@ def metrics_cmd(
 ) -> None:
     """Compute every calibration metric of the study's dataset (and selective prediction) for
     saved predictions. post_* columns appear when the file has val_logits/val_labels."""
+    from calnas.files import check_figure_path
     from calnas.metrics import calibration_panel, load_predictions, reliability_diagram
 
+    if plot is not None:
+        check_figure_path(plot)  # before any work
     arrays = load_predictions(file)
     panel = calibration_panel(
         arrays.get("probs"),

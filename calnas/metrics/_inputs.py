@@ -43,6 +43,8 @@ def as_array(x, name: str) -> np.ndarray:
         np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
     ):
         raise UserError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise UserError(f"{name} must be real numbers, got dtype {arr.dtype}")
     return arr
 
 
@@ -113,8 +115,10 @@ def check_labels(y, n: int, k: int, name: str = "labels") -> np.ndarray:
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
+    # Shifted before dividing: every value is then <= 0 and each row's maximum exactly 0, so no
+    # finite input (however large, however small T) overflows into inf - inf = NaN.
+    z = logits - logits.max(axis=1, keepdims=True)
+    z /= temperature
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z
@@ -122,9 +126,9 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 def log_softmax_at(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """log softmax(logits / T)[i, labels[i]] for every row, without forming the probabilities."""
-    z = logits / temperature
-    zmax = z.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(z - zmax).sum(axis=1)) + zmax[:, 0]
+    z = logits - logits.max(axis=1, keepdims=True)
+    z /= temperature
+    lse = np.log(np.exp(z).sum(axis=1))
     return z[np.arange(z.shape[0]), labels] - lse
 
 

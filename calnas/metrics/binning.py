@@ -31,16 +31,22 @@ from calnas.errors import UserError
 from calnas.metrics._inputs import TopLabel, check_labels, check_probs
 
 DEFAULT_BINS: tuple[int, ...] = (5, 10, 15, 20, 25, 50, 100, 200, 500)
+# The largest bin count (the study's largest is 500): memory grows with K x bins for classwise CE.
+MAX_BINS = 10_000
 
 
 def check_bins(bins: Iterable[int] | int) -> tuple[int, ...]:
-    """Positive, distinct integer bin counts, in the order given."""
+    """Positive, distinct integer bin counts of at most :data:`MAX_BINS`, in the order given."""
     if isinstance(bins, (int, np.integer)):
         bins = (bins,)
+    try:
+        bins = list(bins)
+    except TypeError:
+        raise UserError(f"bin counts must be an integer or a sequence of integers, got {bins!r}") from None
     out = []
     for b in bins:
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
-            raise UserError(f"bin counts must be positive integers, got {b!r}")
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b <= MAX_BINS:
+            raise UserError(f"bin counts must be positive integers of at most {MAX_BINS}, got {b!r}")
         out.append(int(b))
     if not out:
         raise UserError("at least one bin count is needed")

@@ -53,12 +53,14 @@ class ReliabilityDiagram:
     def plot(self, path, title: str | None = None) -> Path:
         """Write the diagram as a PNG: accuracy per bin, the gap to the diagonal, and the share of
         samples per bin."""
+        from calnas.files import check_figure_path
+
+        path = check_figure_path(path, "path")  # a format calnas writes, in a writable folder
         import matplotlib
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-        path = Path(path)
         filled = self.count > 0
         width = self.upper - self.lower
         fig, (ax, hist) = plt.subplots(
