@@ -18,6 +18,11 @@ Usage::
     python benchmarks/search_speed.py --storage sqlite --searchers guided,random    # both on a fresh SQLite file
     python benchmarks/search_speed.py --storage journal --no-plot                   # both on a fresh journal file
 
+``--sweep 500,1000,2000,4000,8000,15625`` instead times the search alone (in a fresh process,
+after loading the table and a 10-evaluation warm-up) at each budget, and prints the cost per
+evaluation and its ratio to the cost at the first budget: how a searcher scales up to
+exhausting the table.
+
 With ``--storage``, each run of either side gets a fresh file of that kind (calnas through
 ``--storage``, the bare script through Optuna's own storage), and the ratio calnas/bare is taken
 pair by pair (the two run back to back).
@@ -83,6 +88,40 @@ print(len(study.best_trials))
 '''
 
 
+SWEEP = r'''
+import sys, time, optuna, calnas
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+benchmark, objective, searcher, budget, seed = sys.argv[1:6]
+table = calnas.load_benchmark(benchmark)
+calnas.search(table, objective, budget=10, searcher=searcher, seed=int(seed))
+start = time.perf_counter()
+result = calnas.search(table, objective, budget=int(budget), searcher=searcher, seed=int(seed))
+print(time.perf_counter() - start, result.evaluations)
+'''
+
+
+def sweep(args) -> None:
+    budgets = [int(b) for b in args.sweep.split(",")]
+    print(f"search time alone (s) and per evaluation (ms) by budget; {args.benchmark}, {args.objective}, "
+          f"median of {args.repeat}")
+    for searcher in args.searchers.split(","):
+        first = None
+        for budget in budgets:
+            runs = []
+            for _ in range(args.repeat):
+                proc = subprocess.run([sys.executable, "-c", SWEEP, args.benchmark, args.objective, searcher,
+                                       str(budget), str(args.seed)], cwd=ROOT, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise SystemExit(proc.stderr)
+                seconds, evaluations = proc.stdout.split()
+                runs.append((float(seconds), int(evaluations)))
+            seconds = statistics.median(r[0] for r in runs)
+            per = 1000 * seconds / runs[0][1]
+            first = per if first is None else first
+            print(f"{searcher:<10} {budget:>6} {runs[0][1]:>6} evaluated {seconds:8.2f} s {per:7.3f} ms/eval "
+                  f"{per / first:5.2f}x")
+
+
 def timed(cmd: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one process; CPU time is less sensitive to other load."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -105,9 +144,13 @@ def main() -> None:
     parser.add_argument("--benchmark", default="nats-tss-cifar10")
     parser.add_argument("--objective", default="acc,params")
     parser.add_argument("--storage", choices=("memory", "sqlite", "journal"), default="memory")
+    parser.add_argument("--sweep", help="comma-separated budgets: time the search alone at each")
     parser.add_argument("--no-plot", action="store_true",
                         help="calnas writes no PNGs (the bare script draws none): search overhead alone")
     args = parser.parse_args()
+    if args.sweep:
+        sweep(args)
+        return
     bare_ok = args.benchmark == "nats-tss-cifar10" and args.objective == "acc,params"
 
     rows = []

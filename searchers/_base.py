@@ -69,25 +69,55 @@ class History:
     running_keys: set[int] = field(default_factory=set)
     running_classes: set[int] = field(default_factory=set)
     folded: int = 0  # record entries folded in so far
+    # Growing copies of values/violations as arrays (capacity doubles), so that reading them
+    # costs nothing per proposal however long the history is.
     _points: np.ndarray | None = None
+    _violation: np.ndarray | None = None
+    # ``classes`` as a mask indexed by class, kept with it: random draws test membership with
+    # it instead of building an array from the set at every proposal.
+    class_mask: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.positions)
 
+    def append(self, position: int, values: tuple[float, ...], violation: float) -> None:
+        n = len(self.positions)
+        if self._points is None or n == len(self._points):
+            capacity = max(64, 2 * n)
+            points = np.empty((capacity, len(values)))
+            violations = np.empty(capacity)
+            if self._points is not None:
+                points[:n], violations[:n] = self._points[:n], self._violation[:n]
+            self._points, self._violation = points, violations
+        self._points[n] = values
+        self._violation[n] = violation
+        self.positions.append(position)
+        self.values.append(values)
+        self.violations.append(violation)
+
     def points(self, start: int = 0) -> np.ndarray:
-        if self._points is None or len(self._points) != len(self.values):
-            self._points = np.asarray(self.values, dtype=float)
-        return self._points[start:]
+        if self._points is None:
+            return np.zeros((0, 0))
+        return self._points[start:len(self.positions)]
 
     def violation_array(self, start: int = 0) -> np.ndarray:
         """Summed violations; all zeros without constraints, which ranks like no constraint."""
-        return np.asarray(self.violations[start:], dtype=float)
+        if self._violation is None:
+            return np.zeros(0)
+        return self._violation[start:len(self.positions)]
 
     def taken_keys(self) -> set[int]:
         return self.seen | self.running_keys if self.running_keys else self.seen
 
-    def taken_classes(self) -> set[int]:
-        return self.classes | self.running_classes if self.running_classes else self.classes
+    def taken_classes(self):
+        """Evaluated or running classes, as a mask indexed by class (a set without the mask)."""
+        if self.class_mask is None:
+            return self.classes | self.running_classes if self.running_classes else self.classes
+        if not self.running_classes:
+            return self.class_mask
+        mask = self.class_mask.copy()
+        mask[list(self.running_classes)] = True
+        return mask
 
     def class_taken(self, cls: int) -> bool:
         return cls in self.classes or cls in self.running_classes
@@ -155,17 +185,20 @@ class DomainSampler(BaseSampler):
         from calnas.record import record_for
 
         record = record_for(study, self._domain).update()
-        history = self._histories.setdefault(study._study_id, History())
-        signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
         domain = self._domain
+        history = self._histories.get(study._study_id)
+        if history is None:
+            history = self._histories[study._study_id] = History(class_mask=domain.mask((), of="classes"))
+        signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
         for entry in record.entries[history.folded:]:
             history.seen.add(entry.key)
-            history.classes.add(domain.class_of(entry.position))
+            cls = domain.class_of(entry.position)
+            history.classes.add(cls)
+            history.class_mask[cls] = True
             if entry.values is None:
                 continue  # a failed evaluation: taken, but nothing to learn from
-            history.positions.append(entry.position)
-            history.values.append(tuple(s * v for s, v in zip(signs, entry.values)))
-            history.violations.append(float(sum(max(0.0, c) for c in entry.constraints)))
+            history.append(entry.position, tuple(s * v for s, v in zip(signs, entry.values)),
+                           float(sum(max(0.0, c) for c in entry.constraints)))
         history.folded = len(record.entries)
         running = record.running_holders()
         history.running_keys = set(running)

@@ -78,6 +78,14 @@ class Domain:
         pairs = [(name, value) for name, values in self.space.param_choices().items() for value in values]
         return {pair: column for column, pair in enumerate(pairs)}
 
+    def mask(self, values: Iterable[int], of: str = "keys") -> np.ndarray:
+        """A boolean mask indexed by key (``of="keys"``) or class (``"classes"``), set at ``values``."""
+        domain_values = self.keys if of == "keys" else self.classes
+        out = np.zeros(int(domain_values.max()) + 1 if len(domain_values) else 0, dtype=bool)
+        values = np.fromiter(values, dtype=np.int64)
+        out[values[values < len(out)]] = True
+        return out
+
     @cached_property
     def n_keys(self) -> int:
         """How many distinct architectures (or isomorphism classes) there are to evaluate."""
@@ -103,13 +111,15 @@ class Domain:
     def class_of(self, pos: int) -> int:
         return int(self.classes[pos])
 
-    def random_unseen_class(self, rng: random.Random, seen_classes: set[int]) -> int | None:
-        """A random architecture whose class is not in ``seen_classes``."""
+    def random_unseen_class(self, rng: random.Random, seen_classes) -> int | None:
+        """A random architecture whose class is not in ``seen_classes`` (a set, or a boolean
+        mask indexed by class)."""
         return _random_position_outside(self.classes, rng, seen_classes)
 
     # -- moves -------------------------------------------------------------------------------
-    def random_unseen(self, rng: random.Random, seen: set[int] | frozenset[int]) -> int | None:
-        """A uniformly random architecture whose key is not in ``seen``; None when none is left."""
+    def random_unseen(self, rng: random.Random, seen) -> int | None:
+        """A uniformly random architecture whose key is not in ``seen`` (a set, or a boolean mask
+        indexed by key); None when none is left."""
         return _random_position_outside(self.keys, rng, seen)
 
     def neighbours(self, pos: int) -> list[int]:
@@ -138,16 +148,22 @@ def _iso_classes(space: Space) -> np.ndarray:
 
 
 def _random_position_outside(values: np.ndarray, rng: random.Random, seen) -> int | None:
-    """A uniformly random position whose value is not in ``seen``; None when none is left.
+    """A uniformly random position whose value is not in ``seen`` (a set of values, or a boolean
+    mask indexed by value); None when none is left.
 
     Rejection sampling first (cheap while little is seen), then an exact draw over what is left.
     """
     n = len(values)
+    masked = isinstance(seen, np.ndarray)
     for _ in range(_RANDOM_TRIES):
         pos = rng.randrange(n)
-        if int(values[pos]) not in seen:
+        value = int(values[pos])
+        if not (seen[value] if masked else value in seen):
             return pos
-    unseen = np.flatnonzero(~np.isin(values, np.fromiter(seen, dtype=np.int64, count=len(seen))))
+    if masked:
+        unseen = np.flatnonzero(~seen[values])
+    else:
+        unseen = np.flatnonzero(~np.isin(values, np.fromiter(seen, dtype=np.int64, count=len(seen))))
     if unseen.size == 0:
         return None
     return int(unseen[rng.randrange(unseen.size)])

@@ -34,6 +34,91 @@ from calnas.searchers._base import DomainSampler, History
 N_STARTUP = 25
 
 
+# Layers of the live members kept as the pool the front is taken from (see _Archive).
+POOL_LAYERS = 16
+
+
+class _Archive:
+    """History members whose neighbours are not all evaluated (*live*), and their front.
+
+    Taking the front of thousands of live members at every proposal would make a proposal cost
+    grow with the history, so the front is taken from a *pool*: the first ``POOL_LAYERS``
+    non-dominated layers of the live members, plus every member evaluated since. Every live
+    member outside the pool is dominated by one in the pool's last layer (the *guard*), so the
+    pool's front is the live members' front until a guard member leaves; only then is the pool
+    built again from all live members.
+    """
+
+    def __init__(self):
+        self.size = 0  # history members folded in
+        self.exhausted: set[int] = set()  # neighbours all evaluated (only ever grows)
+        self.live = np.zeros(0, dtype=bool)  # not yet out of the archive, per history member
+        self.front: list[int] | None = None  # None: take it again from the pool
+        self.pool: set[int] | None = None  # None: build it again from the live members
+        self.guard: set[int] = set()
+        self.pool_built = 64
+        self.infeasible = False
+
+    def fold(self, points: np.ndarray, violations: np.ndarray) -> None:
+        if len(points) > len(self.live):
+            grown = np.zeros(max(64, 2 * len(points)), dtype=bool)
+            grown[: len(self.live)] = self.live
+            self.live = grown
+        self.live[self.size:len(points)] = True
+        for i in range(self.size, len(points)):
+            if self.pool is not None:
+                self.pool.add(i)
+            if violations[i] > 0:
+                self.infeasible = True  # feasibility-first ranking: take the front from the pool
+            if self.infeasible or self.front is None:
+                self.front = None
+                continue
+            front = np.asarray(self.front, dtype=int)
+            fp, p = points[front], points[i]
+            if np.any(np.all(fp <= p, axis=1) & np.any(fp < p, axis=1)):
+                continue
+            beaten = np.all(p <= fp, axis=1) & np.any(p < fp, axis=1)
+            self.front = [*front[~beaten].tolist(), i]
+        self.size = len(points)
+
+    def leave(self, i: int) -> None:
+        self.live[i] = False
+        self.front = None
+        if self.pool is not None:
+            self.pool.discard(i)
+            if i in self.guard:
+                self.pool = None
+
+    def members(self, points: np.ndarray, violations: np.ndarray, blocked: set[int]) -> list[int]:
+        """The front of the live members (without ``blocked`` ones), in history order."""
+        if blocked:
+            live = self.live[: self.size].copy()
+            live[list(blocked)] = False
+            live = np.flatnonzero(live)
+            return sorted(live[front_mask(points[live], violations[live])].tolist()) if live.size else []
+        if self.front is None:
+            if self.pool is None or len(self.pool) > 2 * self.pool_built:
+                self._build_pool(points, violations)  # again once new members have doubled it
+            pool = np.fromiter(sorted(self.pool), dtype=int, count=len(self.pool))
+            self.front = pool[front_mask(points[pool], violations[pool])].tolist() if pool.size else []
+        return sorted(self.front)
+
+    def _build_pool(self, points: np.ndarray, violations: np.ndarray) -> None:
+        rest = np.flatnonzero(self.live[: self.size])
+        pool: list[int] = []
+        layer: list[int] = []
+        for _ in range(POOL_LAYERS):
+            if not rest.size:
+                break
+            mask = front_mask(points[rest], violations[rest])
+            layer = rest[mask].tolist()
+            pool += layer
+            rest = rest[~mask]
+        self.pool = set(pool)
+        self.pool_built = max(len(pool), 64)
+        self.guard = set(layer) if rest.size else set()  # nothing outside the pool: no guard needed
+
+
 class LocalSearchSampler(DomainSampler):
     def __init__(self, domain, *, n_startup: int = N_STARTUP, iso: bool = True, group_vectors: bool = True,
                  seed=None, constraints_func=None):
@@ -41,8 +126,7 @@ class LocalSearchSampler(DomainSampler):
         self.n_startup = n_startup
         self.iso = iso  # skip isomorphic twins of evaluated architectures
         self.group_vectors = group_vectors  # archive members with identical values count once
-        # study id -> history positions whose neighbours are all evaluated (only ever grows).
-        self._exhausted: dict[int, set[int]] = {}
+        self._archives: dict[int, _Archive] = {}  # study id -> the archive's state
 
     def _unseen(self, history: History, positions) -> list[int]:
         if self.iso:
@@ -52,7 +136,11 @@ class LocalSearchSampler(DomainSampler):
 
     def _random(self, history: History) -> int | None:
         if self.iso:
-            return self._domain.random_unseen_class(self._rng, history.taken_classes())
+            pos = self._domain.random_unseen_class(self._rng, history.taken_classes())
+            if pos is not None:
+                return pos
+        # Every class evaluated (or twins not skipped): any architecture not evaluated yet, so
+        # the search goes on proposing new architectures up to the budget.
         return self._domain.random_unseen(self._rng, history.taken_keys())
 
     def propose(self, study, history: History) -> int | None:
@@ -73,19 +161,27 @@ class LocalSearchSampler(DomainSampler):
 
         Members found exhausted leave and the front is taken again, so the archive is a function
         of the history alone (whatever earlier proposals happened to look at): a resumed search
-        sees the archive the uninterrupted one saw.
+        sees the archive the uninterrupted one saw. The front is kept up to date as members
+        arrive and taken again from all live members only when one of it leaves, so a proposal
+        does not cost more as the history grows.
         """
-        exhausted = self._exhausted.setdefault(study._study_id, set())
-        live = np.array([i for i in range(len(history)) if i not in exhausted], dtype=int)
+        state = self._archives.setdefault(study._study_id, _Archive())
         points, violations = history.points(), history.violation_array()
-        while live.size:
-            members = live[front_mask(points[live], violations[live])]
-            options = {int(i): self._options(study, history, int(i)) for i in members}
+        state.fold(points, violations)
+        blocked: set[int] = set()  # members whose free neighbours other workers are evaluating
+        while True:
+            members = state.members(points, violations, blocked)
+            if not members:
+                return [], {}
+            options = {i: self._options(study, history, i) for i in members}
             done = [i for i, found in options.items() if not found]
             if not done:
-                return [int(i) for i in members], options
-            live = live[~np.isin(live, done)]
-        return [], {}
+                return members, options
+            for i in done:
+                if i in state.exhausted:
+                    state.leave(i)
+                else:
+                    blocked.add(i)
 
     def _options(self, study, history: History, i: int) -> list[int]:
         """Unevaluated neighbours of history member ``i`` that no other worker is evaluating.
@@ -98,7 +194,7 @@ class LocalSearchSampler(DomainSampler):
         else:
             free = self._domain.unseen(neighbours, history.seen)
         if not free:
-            self._exhausted.setdefault(study._study_id, set()).add(int(i))
+            self._archives.setdefault(study._study_id, _Archive()).exhausted.add(int(i))
         if history.running_keys:
             free = self._unseen(history, free)
         return free
