@@ -253,3 +253,21 @@ def test_library_leaves_logging_alone():
     calnas.search(None, budget=5)
     assert logging.getLogger("optuna").level == level
     np.testing.assert_equal(level, logging.INFO)
+
+
+def test_twins_with_other_costs_stay_proposable():
+    """Twins share metrics but not params/FLOPs: with a cost among the objectives, a twin that
+    costs differently is a candidate of its own (else one expensive twin locks out cheap ones)."""
+    from calnas import objectives
+    from calnas.evaluators import TableEvaluator
+
+    table = load_benchmark(None)
+    frame = table.frame
+    plain = TableEvaluator(table, objectives.parse("acc,ece", table), "iso").candidates()
+    costly = TableEvaluator(table, objectives.parse("acc,ece,params", table), "iso").candidates()
+    assert len(np.unique(plain.classes)) == frame["iso"].nunique() == 6466
+    expected = frame[["iso", "params"]].drop_duplicates()
+    assert len(np.unique(costly.classes)) == len(expected) > 6466
+    # Twins with equal params still share a class.
+    same = pd.Series(costly.classes).groupby([frame["iso"].to_numpy(), frame["params"].to_numpy()]).nunique()
+    assert (same == 1).all()
