@@ -84,7 +84,9 @@ class Evaluator:
     # worker takes it for dead: a table lookup takes microseconds, a live training minutes.
     heartbeat_interval: float = 1.0
     stale_after: float = 4.0
-
+    # Whether a running evaluation needs a heartbeat thread at all: a table lookup is over long
+    # before stale_after, and its trial's start time is sign of life enough.
+    needs_heartbeat: bool = True
     # How a proposal outside the candidates is marked (it costs no budget; see calnas.record).
     missing_mark: str = rec.NOT_IN_TABLE
     # What produced the numbers, beyond the benchmark's name (a live training protocol); part of
@@ -146,6 +148,7 @@ class TableEvaluator(Evaluator):
     value the objectives and constraints need."""
 
     kind = "table"
+    needs_heartbeat = False
 
     def __init__(self, table, spec, dedupe: str = "arch"):
         if dedupe not in DEDUPE_MODES:
@@ -180,12 +183,26 @@ class TableEvaluator(Evaluator):
             table, keep = self.table, self._keep
             frame = table.frame
             iso = _iso_classes(table)
+            costs = [c for c in COST_COLUMNS if c in self._metric_lists and self._uses(c)]
+            if costs:
+                # Twins compute the same function but may cost differently: when a cost is an
+                # objective or constraint, a twin with other costs is another candidate, or one
+                # expensive (or infeasible) twin would lock its cheap twins out of the front.
+                import pandas as pd
+
+                iso = pd.MultiIndex.from_arrays([iso, *(frame[c].to_numpy() for c in costs)]).factorize()[0]
+                iso = iso.astype(np.int64)
             keys = frame.index.to_numpy() if self.dedupe == "arch" else iso
             cheap = {c: frame[c].to_numpy(dtype=float)[keep] for c in COST_COLUMNS if c in frame.columns}
             self._candidates = Candidates(table.space, frame["arch"].to_numpy()[keep].tolist(),
                                           frame.index.to_numpy()[keep], np.asarray(keys)[keep],
                                           np.asarray(iso)[keep], cheap)
         return self._candidates
+
+    def _uses(self, column: str) -> bool:
+        spec = self.spec
+        return any(column in o.inputs for o in spec.objectives) or \
+            any(column in c.objective.inputs for c in spec.constraints)
 
     def evaluate(self, positions: Sequence[int]) -> list[Evaluation]:
         lists = self._metric_lists

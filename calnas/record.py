@@ -46,12 +46,14 @@ trials it has not seen finished, so a proposal costs the same at trial 10 as at 
 
 from __future__ import annotations
 
+import bisect
 import functools
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
+import numpy as np
 from optuna.trial import TrialState
 
 ARCH = "arch"
@@ -127,6 +129,8 @@ class StudyRecord:
         self._position_of, self._key_of = domain.position_of_params, domain.key
         self.entries: list[Entry] = []  # in the order they were found finished
         self.holders: dict[int, int] = {}  # key -> number of the finished holder (evaluated or failed)
+        self._holder_numbers: list[int] = []  # the same numbers, sorted
+        self._done_mask = domain.mask((), of="keys")  # the same keys, as a mask indexed by key
         self.by_number: dict[int, Entry] = {}
         self.counts = Counts()
         self._next = 0  # first trial number never looked at
@@ -227,8 +231,14 @@ class StudyRecord:
         self.by_number[trial.number] = entry
         # Two finished holders of one key can only come from a storage written without calnas's
         # claim rule; the lower number stays the holder.
-        if key not in self.holders or trial.number < self.holders[key]:
+        previous = self.holders.get(key)
+        if previous is None or trial.number < previous:
+            if previous is not None:
+                self._holder_numbers.remove(previous)
             self.holders[key] = trial.number
+            bisect.insort(self._holder_numbers, trial.number)
+            if key < len(self._done_mask):
+                self._done_mask[key] = True
 
     # -- questions the driver and the samplers ask -----------------------------------------------
     @property
@@ -246,8 +256,12 @@ class StudyRecord:
                 out[key] = number
         return out
 
-    def taken_keys(self) -> set[int]:
-        return set(self.holders) | set(self.running_holders())
+    def taken_keys(self) -> np.ndarray:
+        """Evaluated or running keys, as a mask indexed by key."""
+        mask = self._done_mask.copy()
+        running = [k for k in self.running_holders() if k < len(mask)]
+        mask[running] = True
+        return mask
 
     def holder_before(self, number: int, key: int) -> int | None:
         """The holder of ``key`` among trials numbered below ``number`` (None: ``number`` holds it)."""
@@ -261,9 +275,11 @@ class StudyRecord:
 
     def holders_below(self, number: int) -> int:
         """How many distinct keys are held by trials numbered below ``number``."""
-        keys = {k for k, n in self.holders.items() if n < number}
-        keys.update(k for n, k in self.running.items() if n < number)
-        return len(keys)
+        finished = bisect.bisect_left(self._holder_numbers, number)
+        holders = self.holders
+        running = {k for n, k in self.running.items()
+                   if n < number and not (k in holders and holders[k] < number)}
+        return finished + len(running)
 
     def position_of_number(self, number: int) -> int | None:
         """Candidate position of a running or evaluated trial."""

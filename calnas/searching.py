@@ -473,7 +473,7 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
     from calnas.searchers._base import store_constraints
     from calnas.storage import set_user_attrs
 
-    if persistent:
+    if persistent and evaluator.needs_heartbeat:
         with rec.Heartbeat(study._storage, trial._trial_id, evaluator.heartbeat_interval):
             (evaluation,) = evaluator.evaluate([position])
     else:
@@ -584,7 +584,6 @@ def load_result(study, record=None) -> SearchResult:
         upper = points.max(axis=0) if len(ok) else np.ones(k)
     scaled = pareto.normalise(points[feasible_front], lower, upper)
     hv = pareto.hypervolume(scaled, reference)
-    methods = {pareto.hypervolume_method(scaled, reference)}
 
     trials = _frame(spec, entries, leading={"trial": np.arange(len(entries))})
     trials["hypervolume"] = _anytime(spec, entries, lower, upper, reference)
@@ -595,7 +594,6 @@ def load_result(study, record=None) -> SearchResult:
         true_frame = _frame(spec, [_member_entry(m, spec) for m in members],
                             leading={"rank": np.arange(1, len(members) + 1)})
         true_hv = front_info["hypervolume"]
-        methods.add(front_info["method"])
         ratio = hv / true_hv if true_hv > 0 else None
         found_keys = {e.key for e in entries}
         found = sum(1 for m in members if m["key"] in found_keys)
@@ -628,8 +626,7 @@ def load_result(study, record=None) -> SearchResult:
         "normalisation": {o.name: {"best": _natural(lower[i], o), "worst": _natural(upper[i], o)}
                           for i, o in enumerate(spec.objectives)},
         "reference_point": reference.tolist(),
-        "hypervolume_method": "exact" if methods == {"exact"} else
-        f"monte-carlo ({pareto.MC_SAMPLES} samples, seed 0)",
+        "hypervolume_method": "exact",
     }
     failures = sum(1 for e in entries if e.failure is not None)
     if failures:
