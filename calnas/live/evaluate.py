@@ -82,8 +82,16 @@ def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int 
         check_nats_request(key, nats_path)
     splits = load_protocol_splits(proto, data_root=data_root, seed=seed)  # before torch: data errors come fast
     torch_device = resolve_device(device)
-    return evaluate_prepared(canonical, space, proto, splits, device=torch_device, seed=seed,
-                             weights=weights, nats_path=nats_path)
+    import torch
+
+    # The protocol's thread count is part of what makes a row reproducible, but the caller's
+    # process keeps its own setting afterwards.
+    threads = torch.get_num_threads()
+    try:
+        return evaluate_prepared(canonical, space, proto, splits, device=torch_device, seed=seed,
+                                 weights=weights, nats_path=nats_path)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Splits, *, device, seed: int,
