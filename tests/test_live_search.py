@@ -373,3 +373,18 @@ def test_each_malformed_npz_is_one_line_naming_the_key(tmp_path, capsys):
         assert stop.value.code == 2 and err.startswith("error: ") and expected in err, (case, err)
         assert len(err.strip().splitlines()) == 1, (case, err)
     assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_config_file_holds_the_training_options(tmp_path, run_cli):
+    config = tmp_path / "live.yaml"
+    config.write_text("live: true\ndataset: digits\nepochs: 1\nchannels: 4\ncells: 1\ntrain-seed: 2\n"
+                      "objective: [acc, post_ece_15]\nbudget: 2\nno-plot: true\n")
+    proc = run_cli("search", "--config", config, "--out", tmp_path / "o", "--json")
+    assert proc.returncode == 0, proc.stderr
+    recorded = json.loads((tmp_path / "o" / "table.csv.protocol.json").read_text())
+    assert recorded["seed"] == 2 and recorded["protocol"]["epochs"] == 1 and recorded["protocol"]["channels"] == 4
+    assert json.loads(proc.stdout)["evaluations"] == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("live: true\nepochs: many\n")
+    proc = run_cli("search", "--config", bad, "--out", tmp_path / "p")
+    assert proc.returncode == 2 and "epochs must be an integer" in proc.stderr

@@ -16,9 +16,11 @@ pytest.importorskip("ipykernel")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # Listed, not globbed: a notebook joins the test run when its author adds it here.
-NOTEBOOKS = ["quickstart.ipynb", "study_questions.ipynb"]
+NOTEBOOKS = ["quickstart.ipynb", "study_questions.ipynb", "live_search.ipynb"]
 KERNEL = "calnas-test-python"
 TIME_LIMIT_S = 30
+# live_search.ipynb trains 10 networks (about half a second each on an idle core) and imports torch.
+TIME_LIMITS_S = {"live_search.ipynb": 90}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def test_notebook_runs_top_to_bottom(name, kernel_name):
     start = time.monotonic()
     notebook = execute(nbformat.read(EXAMPLES / name, as_version=4), kernel_name)
     elapsed = time.monotonic() - start
-    assert elapsed < TIME_LIMIT_S, f"{name} took {elapsed:.1f} s"
+    assert elapsed < TIME_LIMITS_S.get(name, TIME_LIMIT_S), f"{name} took {elapsed:.1f} s"
     assert outputs(notebook, "image/png") or any("data:image/png" in h for h in outputs(notebook, "text/html"))
     if name == "study_questions.ipynb":
         pages = outputs(notebook, "text/html")
