@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from calnas.metrics import DEFAULT_BINS, calibration_panel
+from calnas.metrics import DEFAULT_BINS, binned_errors, calibration_panel, ece, fit_temperature, mce
 from calnas.metrics._inputs import TopLabel, check_labels, check_probs, softmax
 from calnas.metrics.binning import classwise_binned, top_label_binned
 from calnas.metrics.kernel import kdece_from, mmce_from
@@ -117,6 +117,8 @@ def main() -> None:
             )
 
         add("calnas full panel, T by NLL", f"{timed(full_nll, r):.0f}")
+        add("  of which: T by ECE grid (100 temperatures)", f"{timed(lambda: fit_temperature(vz, vy), r):.0f}")
+        add("  of which: T by NLL", f"{timed(lambda: fit_temperature(vz, vy, 'nll'), r):.0f}")
         add("  of which: classwise CE, 9 bin counts x 2 schemes",
             f"{timed(lambda: classwise_binned(p, y, DEFAULT_BINS), r):.0f}")
         add("  of which: KDECE", f"{timed(lambda: kdece_from(top), r):.1f}")
@@ -128,6 +130,10 @@ def main() -> None:
         nc_binned = timed(lambda: netcal_binned(p, y), max(1, r // 2))
         nc_all = timed(lambda: netcal_shared(p, y), 1)
         add("ECE + MCE x 9 bin counts: calnas", f"{ours_binned:.1f}")
+        add("ECE + MCE x 9 bin counts: calnas binned_errors (validates once)",
+            f"{timed(lambda: binned_errors(p, y), r):.1f}")
+        add("ECE + MCE x 9 bin counts: calnas ece() and mce() per bin count (18 calls)",
+            f"{timed(lambda: [(ece(p, y, b), mce(p, y, b)) for b in DEFAULT_BINS], r):.0f}")
         add("ECE + MCE x 9 bin counts: torchmetrics", f"{tm:.0f} ({tm / ours_binned:.0f}x)")
         add("ECE + MCE x 9 bin counts: netcal", f"{nc_binned:.0f} ({nc_binned / ours_binned:.0f}x)")
         add("ECE + MCE x 9 + MMCE: calnas", f"{ours_all:.1f}")

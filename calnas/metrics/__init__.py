@@ -10,6 +10,8 @@ duck typing and torch is never imported. Definitions and documented choices: doc
 
 from calnas.metrics.binning import (
     DEFAULT_BINS,
+    MAX_BINS,
+    binned_errors,
     classwise_ece,
     classwise_ece_em,
     ece,
@@ -34,6 +36,8 @@ __all__ = [
     "PANEL_COLUMNS",
     "panel_columns",
     "DEFAULT_BINS",
+    "MAX_BINS",
+    "binned_errors",
     "DEFAULT_COVERAGE_TARGETS",
     "reliability_diagram",
     "ReliabilityDiagram",
