@@ -78,25 +78,32 @@ def metrics_cmd(
             help="Without val_* arrays, fit the temperature on the test split itself (optimistic).",
         ),
     ] = False,
+    study_split: Annotated[
+        bool,
+        typer.Option(
+            "--study-split",
+            help="The file holds a whole test set (no val_* arrays): as the study, pre_* on all of it, the "
+                 "temperature on a seeded 20%, post_* on the other 80%.",
+        ),
+    ] = False,
+    nll_clip: Annotated[
+        str,
+        typer.Option("--nll-clip", help="float64 (exact, default) or study (float32 probabilities clipped at "
+                                        "float32's eps, as the study's scikit-learn log_loss)."),
+    ] = "float64",
 ) -> None:
     """Compute every calibration metric of the study's dataset (and selective prediction) for
-    saved predictions. post_* columns appear when the file has val_logits/val_labels."""
+    saved predictions. post_* columns appear when the file has val_logits/val_labels (or with
+    --study-split)."""
+    from calnas.commands._common import flag_names
     from calnas.files import check_figure_path
-    from calnas.metrics import calibration_panel, load_predictions, reliability_diagram
+    from calnas.metrics import load_predictions, reliability_diagram
 
     if plot is not None:
         check_figure_path(plot)  # before any work
     arrays = load_predictions(file)
-    panel = calibration_panel(
-        arrays.get("probs"),
-        arrays["labels"],
-        logits=arrays.get("logits"),
-        val_logits=arrays.get("val_logits"),
-        val_labels=arrays.get("val_labels"),
-        bins=_parse_bins(bins),
-        temperature_method=temperature_method,
-        fit_on_test=fit_on_test,
-    )
+    with flag_names({"study_split": "--study-split", "nll_clip": "--nll-clip"}):
+        panel = _panel(arrays, bins, temperature_method, fit_on_test, nll_clip, study_split)
     if plot is not None:
         reliability_diagram(
             arrays.get("probs"), arrays["labels"], 15, logits=arrays.get("logits"), path=plot
@@ -107,6 +114,23 @@ def metrics_cmd(
         _print_table(panel, file)
         if plot is not None:
             typer.echo(f"reliability diagram written to {plot}")
+
+
+def _panel(arrays, bins, temperature_method, fit_on_test, nll_clip, study_split):
+    from calnas.metrics import calibration_panel
+
+    return calibration_panel(
+        arrays.get("probs"),
+        arrays["labels"],
+        logits=arrays.get("logits"),
+        val_logits=arrays.get("val_logits"),
+        val_labels=arrays.get("val_labels"),
+        bins=_parse_bins(bins),
+        temperature_method=temperature_method,
+        fit_on_test=fit_on_test,
+        nll_clip=nll_clip,
+        study_split=study_split,
+    )
 
 
 def register(app) -> None:

@@ -20,7 +20,7 @@ from calnas.metrics.binning import (
 )
 from calnas.metrics.io import load_predictions
 from calnas.metrics.kernel import kdece, ksce, mmce
-from calnas.metrics.panel import PANEL_COLUMNS, calibration_panel, panel_columns
+from calnas.metrics.panel import NLL_CLIPS, PANEL_COLUMNS, calibration_panel, panel_columns, study_split_indices
 from calnas.metrics.reliability import ReliabilityDiagram, reliability_diagram
 from calnas.metrics.selective import (
     DEFAULT_COVERAGE_TARGETS,
@@ -35,6 +35,8 @@ __all__ = [
     "calibration_panel",
     "PANEL_COLUMNS",
     "panel_columns",
+    "NLL_CLIPS",
+    "study_split_indices",
     "DEFAULT_BINS",
     "MAX_BINS",
     "binned_errors",

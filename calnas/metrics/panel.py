@@ -34,6 +34,13 @@ SCALAR_KINDS = ("KSCE", "KDECE", "MMCE", "NLL", "Brier", "Brier_sum")
 # Consistency tolerance between probs= and softmax(logits=) when both are given.
 PROBS_LOGITS_ATOL = 1e-3
 NLL_FLOOR = np.finfo(np.float64).eps
+# How p_y enters the NLL: "float64" exactly (log-softmax of the logits; from probabilities alone
+# p_y floored at float64's eps); "study" as the calibration study computed it (_study_log_prob).
+NLL_CLIPS = ("float64", "study")
+# The study's split of a test set: a shuffle seeded with 42 (numpy's legacy generator), the first
+# 20% held out for the temperature, the rest for post_*.
+STUDY_SPLIT_SEED = 42
+STUDY_HELD_OUT = 0.2
 
 
 def panel_columns(
@@ -76,7 +83,7 @@ def _calibration_block(
     top: TopLabel,
     bins: tuple[int, ...],
     prefix: str,
-    true_log_prob: np.ndarray | None,
+    true_log_prob: np.ndarray,
 ) -> dict[str, float]:
     out: dict[str, float] = {}
     top_binned = top_label_binned(top, bins)
@@ -88,14 +95,43 @@ def _calibration_block(
     out[f"{prefix}_KSCE"] = ksce_from(top)
     out[f"{prefix}_KDECE"] = kdece_from(top)
     out[f"{prefix}_MMCE"] = mmce_from(top)
-    if true_log_prob is None:
-        p_true = probs[np.arange(probs.shape[0]), labels]
-        true_log_prob = np.log(np.maximum(p_true, NLL_FLOOR))
     out[f"{prefix}_NLL"] = float(-true_log_prob.mean())
     brier_sum = _brier_sum(probs, labels)
     out[f"{prefix}_Brier"] = brier_sum / probs.shape[1]
     out[f"{prefix}_Brier_sum"] = brier_sum
     return out
+
+
+def _true_log_prob(probs, labels, logits, temperature: float, nll_clip: str) -> np.ndarray:
+    """log p_y of every sample, for the NLL.
+
+    "float64": log-softmax of logits / T (exact, nothing clipped); from probabilities alone p_y
+    is floored at float64's eps. "study": the calibration study's NLL, scikit-learn's
+    ``log_loss`` (versions 1.2 to 1.4) on float32 softmax outputs: probabilities clipped to
+    [eps, 1 - eps] with float32's eps (1.19e-7), rows renormalised, then log p_y. The clip caps
+    an over-confident mistake's loss at -log(1.19e-7) = 15.9, which lowers the NLL of networks
+    that make such mistakes."""
+    rows = np.arange(labels.shape[0])
+    if nll_clip == "study":
+        p32 = probs.astype(np.float32) if logits is None else softmax((logits / temperature).astype(np.float32))
+        eps = np.finfo(np.float32).eps
+        p32 = np.clip(p32, eps, 1 - eps)
+        p32 /= p32.sum(axis=1, keepdims=True)
+        return np.log(p32[rows, labels].astype(np.float64))
+    if logits is None:
+        return np.log(np.maximum(probs[rows, labels], NLL_FLOOR))
+    return log_softmax_at(logits, labels, temperature)
+
+
+def study_split_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(test, held_out) indices of the calibration study's split of an n-sample test set: indices
+    0..n-1 shuffled by ``np.random.seed(42); np.random.shuffle``, the first floor(0.2 n) held out
+    for fitting the temperature, the rest for the post_* columns (the study's
+    ``get_test_valid_loader``; its pre_* columns use the whole test set)."""
+    indices = np.arange(n)
+    np.random.RandomState(STUDY_SPLIT_SEED).shuffle(indices)
+    cut = int(np.floor(STUDY_HELD_OUT * n))
+    return indices[cut:], indices[:cut]
 
 
 def _brier_sum(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -154,7 +190,10 @@ def _choose_temperature(z, labels, val_logits, val_labels, temperature, fit_on_t
     if sum([has_val, fit_on_test, temperature is not None]) > 1:
         raise UserError("give only one of: val_logits/val_labels, fit_on_test=True, temperature=")
     if temperature is not None:
-        t = float(temperature)
+        try:
+            t = float(temperature)
+        except (TypeError, ValueError):
+            t = float("nan")
         if not (np.isfinite(t) and t > 0):
             raise UserError(f"temperature must be a positive finite number, got {temperature!r}")
         return t
@@ -178,6 +217,8 @@ def calibration_panel(
     temperature_method: Literal["ece_grid", "nll"] = "ece_grid",
     temperature: float | None = None,
     fit_on_test: bool = False,
+    nll_clip: Literal["float64", "study"] = "float64",
+    study_split: bool = False,
 ) -> dict[str, float]:
     """Every calibration metric of the study's dataset, plus selective prediction, as a dict.
 
@@ -194,6 +235,12 @@ def calibration_panel(
     (optimistic; never done implicitly), or given as ``temperature=``. Logits without any of
     these give no post_* columns. Without logits there are no post_* columns either.
 
+    ``study_split=True`` reproduces the study's use of one full test set (given as ``logits``,
+    without any other temperature source): pre_* and the selective columns on all of it, T
+    fitted on the held-out 20% of :func:`study_split_indices`, post_* on the other 80%.
+    ``nll_clip="study"`` computes pre_NLL and post_NLL as the study did (float32 probabilities
+    clipped at float32's eps, see :func:`_true_log_prob`); the default is exact float64.
+
     Values are floats. NaN appears only where a quantity is undefined: ``correct_confidence`` with
     no correct prediction, ``incorrect_confidence`` and ``AUROC`` when all are correct, ``AUROC``
     when none is. Bad input raises :class:`calnas.errors.UserError`.
@@ -207,21 +254,34 @@ def calibration_panel(
             f"unknown temperature method {temperature_method!r}; expected one of "
             f"{TEMPERATURE_METHODS}"
         )
+    if nll_clip not in NLL_CLIPS:
+        raise UserError(f"nll_clip must be one of {', '.join(NLL_CLIPS)}, got {nll_clip!r}")
     p, y, z = _test_predictions(probs, labels, logits)
-    t = _choose_temperature(
-        z, y, val_logits, val_labels, temperature, fit_on_test, temperature_method
-    )
+    post_z, post_y = z, y
+    if study_split:
+        if z is None or val_logits is not None or val_labels is not None or fit_on_test or temperature is not None:
+            raise UserError("study_split needs the whole test set as logits= and no other temperature source "
+                            "(val_logits/val_labels, fit_on_test, temperature)")
+        test, held_out = study_split_indices(z.shape[0])
+        if held_out.shape[0] < 1:
+            raise UserError(f"study_split holds out 20% of the test set, so it needs at least 5 samples, got {z.shape[0]}")
+        t = fit_temperature(z[held_out], y[held_out], temperature_method)
+        post_z, post_y = z[test], y[test]
+    else:
+        t = _choose_temperature(
+            z, y, val_logits, val_labels, temperature, fit_on_test, temperature_method
+        )
 
     top = TopLabel.from_probs(p, y)
     values = _summary(top)
-    true_log_prob = None if z is None else log_softmax_at(z, y)
-    values.update(_calibration_block(p, y, top, bins, "pre", true_log_prob))
+    values.update(_calibration_block(p, y, top, bins, "pre", _true_log_prob(p, y, z, 1.0, nll_clip)))
     values.update(selective_metrics(top, targets))
     if t is not None:
-        post = softmax(z, t)
+        post = softmax(post_z, t)
         values.update(
             _calibration_block(
-                post, y, TopLabel.from_probs(post, y), bins, "post", log_softmax_at(z, y, t)
+                post, post_y, TopLabel.from_probs(post, post_y), bins, "post",
+                _true_log_prob(post, post_y, post_z, t, nll_clip),
             )
         )
         values["temperature"] = t
