@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -244,8 +245,10 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
 def check_int(name: str, value, *, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         text = str(value).strip()
-        if not (text.isascii() and text.lstrip("+-").isdigit()):
-            raise UserError(f"{name} must be an integer, got {value!r}")
+        # ASCII digits with at most one sign ('--5' and '6²' are not integers), and few enough that
+        # int() takes them (it refuses over 4,300 digits).
+        if not re.fullmatch(r"[+-]?[0-9]{1,100}", text):
+            raise UserError(f"{name} must be an integer, got {text[:40]!r}")
         value = int(text)
     value = int(value)
     if value < minimum or (maximum is not None and value > maximum):
