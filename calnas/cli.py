@@ -46,6 +46,13 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
         typer.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        # A file or folder the user named that the system refuses (a name too long, a loop of links,
+        # no permission): the user's to fix. An OSError about no named file is a bug, traceback kept.
+        if exc.filename is None:
+            raise
+        typer.echo(f"error: cannot use {str(exc.filename)[:200]!r}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -217,6 +217,8 @@ def _read_config(path: Path) -> dict:
         key = _CONFIG_ALIASES.get(str(raw_key).replace("_", "-"), str(raw_key).replace("_", "-"))
         if key not in DEFAULTS:
             raise UserError(f"config {str(path)!r}: unknown key {raw_key!r}; expected one of {', '.join(DEFAULTS)}")
+        if "\x00" in str(value):  # no file name or option may hold a NUL character
+            raise UserError(f"config {str(path)!r}: {raw_key} holds a NUL character")
         if key in ("objective", "constraint", "cache"):
             value = [value] if isinstance(value, str) else value
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
