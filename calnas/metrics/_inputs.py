@@ -105,13 +105,13 @@ def check_labels(y, n: int, k: int, name: str = "labels") -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
             raise UserError(f"{name} must be integer class indices, got non-integer values")
-    arr = arr.astype(np.int64)
+    # The range is checked before the cast, which would wrap values beyond int64 around.
     if n and (arr.min() < 0 or arr.max() >= k):
         bad = int(np.flatnonzero((arr < 0) | (arr >= k))[0])
         raise UserError(
-            f"{name} must lie in [0, {k - 1}] for {k} classes (entry {bad} is {arr[bad]})"
+            f"{name} must lie in [0, {k - 1}] for {k} classes (entry {bad} is {arr[bad].item()})"
         )
-    return arr
+    return arr.astype(np.int64)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

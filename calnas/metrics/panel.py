@@ -113,7 +113,11 @@ def _true_log_prob(probs, labels, logits, temperature: float, nll_clip: str) -> 
     that make such mistakes."""
     rows = np.arange(labels.shape[0])
     if nll_clip == "study":
-        p32 = probs.astype(np.float32) if logits is None else softmax((logits / temperature).astype(np.float32))
+        if logits is None:
+            p32 = probs.astype(np.float32)
+        else:  # shifted in float64 first, and floored, so that no logit overflows float32
+            shifted = (logits - logits.max(axis=1, keepdims=True)) / temperature
+            p32 = softmax(np.maximum(shifted, np.finfo(np.float32).min).astype(np.float32))
         eps = np.finfo(np.float32).eps
         p32 = np.clip(p32, eps, 1 - eps)
         p32 /= p32.sum(axis=1, keepdims=True)
