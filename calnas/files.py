@@ -6,7 +6,7 @@ uncompressed for ``.gz`` and ``.zip`` files. Outputs: a result folder must be a 
 creatable) that calnas may write and that no other calnas run is writing (:func:`claim_folder`);
 a figure must be named with an extension of :data:`FIGURE_FORMATS` in a writable folder.
 
-These limits are documented in README.md ("Limits"); they are far above any real input.
+These limits are documented in docs/inputs.md; they are far above any real input.
 """
 
 from __future__ import annotations
