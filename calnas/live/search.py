@@ -6,8 +6,9 @@ engine (:mod:`calnas.searching`: storages, resume, workers, claims) with a
 
 * **Candidates**: the whole space (TSS: 15,625 cells, SSS: 32,768 width configurations) with
   params/FLOPs from the shipped meta (:func:`calnas.tables.space_costs`). Architectures that fail
-  a constraint on params or FLOPs are left out of the candidates before the search starts: they
-  can never be feasible, so calnas's searchers never propose them (their moves and random draws
+  a constraint on params or FLOPs (TSS: or whose class representative, the network trained for
+  them, fails it) are left out of the candidates before the search starts: they can never be
+  feasible, so calnas's searchers never propose them (their moves and random draws
   stay among feasible architectures instead of spending proposals on the rejected ones), and an
   Optuna sampler's proposal of one is answered without training (trial mark
   ``calnas_infeasible``, no budget; ``proposals.infeasible_untrained`` in the summary).
@@ -388,8 +389,13 @@ def _candidates(space, dataset: str, spec, dedupe: str):
     costs = space_costs(space, dataset)
     keep = np.ones(space.size, dtype=bool)
     prechecked = [c for c in spec.constraints if c.objective.column is not None and c.objective.column in costs]
+    # A TSS architecture is trained as its class's representative, whose params/FLOPs can differ
+    # from its twins' (an op on an edge that reaches no output still has weights): what is
+    # trained must satisfy the constraint as well as what was proposed.
+    trained_costs = {name: values[whole.classes] for name, values in costs.items()}
     for constraint in prechecked:
         keep &= constraint.satisfied(constraint.objective.values(costs))
+        keep &= constraint.satisfied(constraint.objective.values(trained_costs))
     if not keep.any():
         ranges = ", ".join(f"{c.objective.column} {np.nanmin(costs[c.objective.column]):.4g}-"
                            f"{np.nanmax(costs[c.objective.column]):.4g}" for c in prechecked)
