@@ -23,6 +23,9 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so `calnas --help` stays fast and each command module stays independent.
+    # Once per process: main() may run several times in one (tests, notebooks).
+    if app.registered_commands or app.registered_groups:
+        return
     from calnas.commands import register_all
 
     register_all(app)

