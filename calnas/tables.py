@@ -378,7 +378,8 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
         return None
     path = Path(chosen)
     if not path.is_dir():
-        raise UserError(f"data_dir {str(path)!r} does not exist (set by data_dir or {DATA_DIR_ENV})")
+        problem = "is not a folder" if path.exists() else "does not exist"
+        raise UserError(f"data_dir {str(path)!r} {problem} (set by data_dir or {DATA_DIR_ENV})")
     return path
 
 
