@@ -23,7 +23,7 @@ from calnas.errors import UserError
 
 GIB = 1024**3
 MAX_BYTES = {
-    "table": 2 * GIB,        # the largest NATS-Bench calibration table is ~0.1 GiB
+    "table": 2 * GIB,        # 32,768 rows (SSS) x 250 columns of text is about 0.1 GiB
     "predictions": 8 * GIB,  # logits + probs of 50,000 images x 1,000 classes in float64: 0.8 GiB
     "config": 1024**2,       # a YAML of options
     "protocol": 1024**2,     # a build's protocol.json
