@@ -154,7 +154,7 @@ def claim_folder(folder, what: str = "--out", *, new: bool = False):
 
     folder = Path(folder)
     if new:
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        check_output_folder(folder.parent, "result folder")
         folder.mkdir()
         created = True
     else:
