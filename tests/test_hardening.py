@@ -261,3 +261,12 @@ def test_names_the_system_refuses(capsys, tmp_path):
     refused(capsys, "evaluate", "0", "-b", "x" * 300, match="File name too long")
     (tmp_path / "c.yaml").write_text('benchmark: "a\\0b"\n')
     refused(capsys, "search", "--config", tmp_path / "c.yaml", match="NUL")
+
+
+def test_default_result_folder(capsys, tmp_path, table):
+    (tmp_path / "runs").write_text("a file where the default result folder goes")
+    refused(capsys, "search", "-b", table, "-o", "acc,ece", "--budget", "3", match="'runs' exists", cwd=tmp_path)
+    (tmp_path / "runs").unlink()
+    assert cli(capsys, "search", "-b", table, "-o", "acc,ece", "--budget", "3", "--no-plot", cwd=tmp_path)[0] == 0
+    assert cli(capsys, "search", "-b", table, "-o", "acc,ece", "--budget", "3", "--no-plot", cwd=tmp_path)[0] == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["search-001", "search-002"]
