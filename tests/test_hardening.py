@@ -270,3 +270,12 @@ def test_default_result_folder(capsys, tmp_path, table):
     assert cli(capsys, "search", "-b", table, "-o", "acc,ece", "--budget", "3", "--no-plot", cwd=tmp_path)[0] == 0
     assert cli(capsys, "search", "-b", table, "-o", "acc,ece", "--budget", "3", "--no-plot", cwd=tmp_path)[0] == 0
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["search-001", "search-002"]
+
+
+def test_the_installed_entry_point_behaves_the_same(run_cli, tmp_path):
+    """The cases above run in-process; the real `python -m calnas` gives the same one line."""
+    for args in (["evaluate", "-b", "nats-tss-cifar10", "--", "6²"],
+                 ["table", "build", "--out", tmp_path / "t.csv", "--seed", "-1", "--limit", "1"]):
+        proc = run_cli(*args)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
