@@ -25,7 +25,7 @@ def evaluate_cmd(
     data_root: Optional[Path] = _training.data_root_option(),
     epochs: Optional[int] = _training.epochs_option(),
     device: str = _training.device_option("auto"),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Live: random seed (training, split)."),
+    seed: int = typer.Option(0, "--seed", help="Live: random seed (training, split)."),
     space: Optional[str] = typer.Option(None, "--space", help="Live: tss | sss, for a bare index (strings say their space)."),
     weights: str = typer.Option("train", "--weights", help="Live: train (from scratch) | nats (NATS-Bench weights, needs --nats-path)."),
     nats_path: Optional[Path] = typer.Option(None, "--nats-path", help="Live: NATS-Bench archive directory (for --weights nats)."),

@@ -263,8 +263,9 @@ def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, l
     out = Path(out)
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise UserError(f"seed must be an integer in 0..{2**32 - 1}, got {seed!r}")
+    from calnas.searching import SEED_RANGE, check_int
+
+    seed = check_int("seed", seed, minimum=0, maximum=SEED_RANGE - 1)
     if not out.parent.is_dir():
         raise UserError(f"output folder {str(out.parent)!r} does not exist")
     if out.exists() and not out.is_file():
