@@ -295,16 +295,16 @@ def write_npz(path, *, n_train=80, n_test=40, classes=3, layout="nhwc", dtype=np
     return path
 
 
-@pytest.mark.parametrize("space, layout, val", [("tss", "nhwc", False), ("sss", "grey", True)])
-def test_own_npz_dataset_searches_tss_and_sss(tmp_path, run_cli, space, layout, val):
+@pytest.mark.parametrize("space, layout, val, budget", [("tss", "nhwc", False, 2), ("sss", "grey", True, 1)])
+def test_own_npz_dataset_searches_tss_and_sss(tmp_path, run_cli, space, layout, val, budget):
     data = write_npz(tmp_path / "my.npz", layout=layout, dtype=np.float32 if layout == "grey" else np.uint8, val=val)
-    proc = run_cli("search", "--live", "--dataset", data, "--space", space, "--epochs", "1", "--budget", "2",
+    proc = run_cli("search", "--live", "--dataset", data, "--space", space, "--epochs", "1", "--budget", budget,
                    *(["-C", "4", "-N", "1"] if space == "tss" else []), "--out", tmp_path / "o", "--no-plot", "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["evaluations"] == 2 and summary["space"] == space and summary["dataset"].startswith("npz:")
+    assert summary["evaluations"] == budget and summary["space"] == space and summary["dataset"].startswith("npz:")
     rows = pd.read_csv(tmp_path / "o" / "table.csv")
-    assert len(rows) == 2 and rows["acc"].between(0, 1).all()
+    assert len(rows) == budget and rows["acc"].between(0, 1).all()
     recorded = json.loads((tmp_path / "o" / "table.csv.protocol.json").read_text())
     assert recorded["protocol"]["dataset"] == summary["dataset"]  # the data is named by content
     # NLL's reference is a uniform prediction's, ln K with K = 3 classes taken from the labels

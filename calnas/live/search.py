@@ -188,6 +188,9 @@ class LiveEvaluator(Evaluator):
             raise UserError(f"protocol is for {self.training.dataset} but dataset is {self.dataset}")
         self._record = protocol_record(self.training, self.space, self.seed)
         self.protocol = _identity(self._record)
+        self._splits_cache = None
+        if stream == 0:
+            self._splits()  # the data's problems are one-line errors before a study or worker starts
         self._pin = pin_threads or stream > 0
         self._device_name = _device_for(config, stream)
         self._candidates, self._costs, self._prechecked = _candidates(self.space, self.dataset, spec, dedupe)
@@ -195,11 +198,8 @@ class LiveEvaluator(Evaluator):
         self._memory: dict[int, dict] = {}  # rows trained in this process
         self.table_path = table_path
         self._table = TableFile(table_path) if table_path is not None else None
-        self._splits_cache = None
         self._runtime = None
         self._reference: tuple | None = None
-        if stream == 0:
-            self._splits()  # the data's problems are one-line errors before a study or worker starts
 
     # -- the seam ------------------------------------------------------------------------------
     def candidates(self) -> Candidates:
