@@ -428,15 +428,12 @@ def _constraint_values(trial) -> list[float]:
 
 # (storage object, study id) -> the record of that study in this process, shared by the search
 # driver and calnas's samplers so the study is read once per proposal.
-_RECORDS: "weakref.WeakKeyDictionary" = None  # type: ignore[assignment]
+_RECORDS: "weakref.WeakKeyDictionary[object, dict[int, StudyRecord]]" = weakref.WeakKeyDictionary()
 
 
 def record_for(study, domain, **options) -> StudyRecord:
     """This process's record of ``study`` (created on first use, e.g. by a sampler used in a
     plain Optuna study)."""
-    global _RECORDS
-    if _RECORDS is None:
-        _RECORDS = weakref.WeakKeyDictionary()
     per_storage = _RECORDS.setdefault(study._storage, {})
     record = per_storage.get(study._study_id)
     if record is None or record.domain is not domain:
