@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from calnas.live.datasets import Splits
+from calnas.live.losses import make_objective
 from calnas.live.networks import logits_of
 from calnas.live.protocol import Protocol
 
@@ -40,9 +42,22 @@ def _augment(x: torch.Tensor, padding: int, flip: bool, gen: torch.Generator) ->
     return x
 
 
+def make_optimizer(model: torch.nn.Module, protocol: Protocol) -> torch.optim.Optimizer:
+    """The protocol's optimiser (SGD with its momentum/Nesterov, or Adam, which has neither)."""
+    if protocol.optimizer == "Adam":
+        return torch.optim.Adam(model.parameters(), lr=protocol.lr, weight_decay=protocol.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+                           nesterov=protocol.nesterov, weight_decay=protocol.weight_decay)
+
+
 def train(model: torch.nn.Module, splits: Splits, protocol: Protocol, *, device: torch.device,
-          seed: int) -> dict:
-    """Train in place with the protocol's recipe; returns training statistics."""
+          seed: int, on_epoch: Callable[[int, torch.nn.Module], None] | None = None) -> dict:
+    """Train in place with the protocol's recipe; returns training statistics.
+
+    ``on_epoch(epoch, model)``, when given, is called after each epoch (1, 2, ...) with the model
+    in training mode; it must leave the model, its mode and the RNGs as it found them (the
+    trajectory tracker, calnas.live.trajectory, does).
+    """
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
     x_all = torch.from_numpy(splits.train_x)
@@ -51,12 +66,12 @@ def train(model: torch.nn.Module, splits: Splits, protocol: Protocol, *, device:
     batch = min(protocol.batch_size, n)
     steps_per_epoch = n // batch if protocol.drop_last else math.ceil(n / batch)
     total_steps = steps_per_epoch * protocol.epochs
-    optimizer = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
-                                nesterov=protocol.nesterov, weight_decay=protocol.weight_decay)
+    optimizer = make_optimizer(model, protocol)
+    objective = make_objective(protocol.recipe, seed=seed, num_classes=splits.num_classes)
     model.to(device).train()
     step = 0
     last_loss, last_correct, last_seen = float("nan"), 0, 0
-    for _ in range(protocol.epochs):
+    for epoch in range(protocol.epochs):
         order = torch.randperm(n, generator=gen)
         epoch_loss, correct, seen = 0.0, 0, 0
         for b in range(steps_per_epoch):
@@ -67,8 +82,7 @@ def train(model: torch.nn.Module, splits: Splits, protocol: Protocol, *, device:
             xb, yb = xb.to(device), y_all[idx].to(device)
             for group in optimizer.param_groups:
                 group["lr"] = 0.5 * protocol.lr * (1.0 + math.cos(math.pi * step / total_steps))
-            logits = logits_of(model, xb)
-            loss = F.cross_entropy(logits, yb)
+            loss, logits = objective(model, xb, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -77,6 +91,8 @@ def train(model: torch.nn.Module, splits: Splits, protocol: Protocol, *, device:
             correct += int((logits.detach().argmax(1) == yb).sum())
             seen += len(idx)
         last_loss, last_correct, last_seen = epoch_loss / max(seen, 1), correct, seen
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model)
     return {"steps": step, "final_train_loss": last_loss,
             "final_train_acc": last_correct / max(last_seen, 1),
             "train_seconds": time.perf_counter() - start}
