@@ -54,6 +54,8 @@ class Evaluation:
     failure: str | None = None
     seconds: float | None = None  # time this evaluation took (live training); None for a lookup
     cached: bool = False  # answered from a stored result (a table of the same protocol), not computed
+    # Further user attributes stored with the trial (a live evaluation's reliability-diagram data).
+    attrs: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -80,3 +80,37 @@ def hypervolume_figure(result):
     ax.legend(fontsize=8, loc="lower right")
     figure.suptitle(f"{result.info['searcher']} on {result.info['benchmark']}", fontsize=10)
     return figure
+
+
+RELIABILITY_MEMBERS = 12  # front members drawn in one reliability grid (the first in front order)
+
+
+def reliability_figure(members, title: str = ""):
+    """Reliability diagrams of front members in one grid: for each member (label, diagrams) with
+    diagrams {"pre": ReliabilityDiagram, "post": ReliabilityDiagram (optional)}, the test split's
+    diagram before temperature scaling above the one after it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    members = list(members)[:RELIABILITY_MEMBERS]
+    cols = min(max(len(members), 1), 4)
+    blocks = -(-len(members) // cols)
+    figure = Figure(figsize=(3.2 * cols, 5.6 * blocks), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.add_gridspec(2 * blocks, cols)
+    for n, (label, diagrams) in enumerate(members):
+        block, col = divmod(n, cols)
+        for row, stage in enumerate(("pre", "post")):
+            ax = figure.add_subplot(grid[2 * block + row, col])
+            diagram = diagrams.get(stage)
+            if diagram is None:
+                ax.set_axis_off()
+                ax.text(0.5, 0.5, f"no {stage}-scaling diagram", ha="center", va="center", fontsize=8)
+                continue
+            name = "before" if stage == "pre" else "after"
+            diagram.draw(ax, title=f"{label}\n{name} T-scaling: ECE {100 * diagram.ece:.1f}%",
+                         legend=n == 0 and row == 0)
+            ax.tick_params(labelsize=7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return figure

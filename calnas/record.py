@@ -66,6 +66,7 @@ NOT_IN_TABLE = "calnas_not_in_table"
 INFEASIBLE = "calnas_infeasible"
 SECONDS = "calnas_seconds"
 CACHED = "calnas_cached"
+RELIABILITY = "calnas_reliability"  # a live evaluation's reliability-diagram data ({"pre": ..., "post": ...})
 OVER_BUDGET = "calnas_over_budget"
 FALLBACK = "calnas_fallback"
 STREAM = "calnas_stream"

@@ -49,6 +49,8 @@ DEFAULT_STUDY = "calnas"
 POLL_S = 0.05  # how often a worker waiting for others re-reads the study
 SCHEMA = 1  # version of what calnas stores in a study
 EXHAUSTED_ATTR = "calnas_exhausted"  # study user attr: every candidate was evaluated
+# The figures SearchResult.save writes (by key of its returned paths); one it does not draw is removed.
+FIGURE_FILES = {"plot": "pareto.png", "hypervolume_plot": "hypervolume.png", "reliability_plot": "reliability.png"}
 
 
 @dataclass
@@ -98,7 +100,8 @@ class SearchResult:
         return figure
 
     def save(self, out_dir: str | Path, *, plot: bool = True) -> dict[str, Path]:
-        """Write front.csv, trials.csv, summary.json (and pareto.png); returns the paths."""
+        """Write front.csv, trials.csv, summary.json (and pareto.png, hypervolume.png and, for a
+        live search, reliability.png: the front members' reliability diagrams); returns the paths."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"front": out / "front.csv", "trials": out / "trials.csv", "summary": out / "summary.json"}
@@ -106,10 +109,16 @@ class SearchResult:
         self.trials.to_csv(paths["trials"], index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
         paths["summary"].write_text(json.dumps(_jsonable(self.summary()), indent=2) + "\n")
         if plot:
-            paths["plot"] = out / "pareto.png"
+            paths["plot"] = out / FIGURE_FILES["plot"]
             self.plot(paths["plot"])
-            paths["hypervolume_plot"] = out / "hypervolume.png"
+            paths["hypervolume_plot"] = out / FIGURE_FILES["hypervolume_plot"]
             self.plot_hypervolume(paths["hypervolume_plot"])
+            if self.reliability_diagrams():
+                paths["reliability_plot"] = out / FIGURE_FILES["reliability_plot"]
+                self.plot_reliability(paths["reliability_plot"])
+        for key, name in FIGURE_FILES.items():
+            if key not in paths:  # an earlier run's figure would stand beside results it does not show
+                (out / name).unlink(missing_ok=True)
         return paths
 
     def plot_hypervolume(self, path: str | Path | None = None):
@@ -120,6 +129,44 @@ class SearchResult:
         figure = hypervolume_figure(self)
         if path is not None:
             figure.savefig(path, dpi=110)
+        return figure
+
+    def reliability_diagrams(self) -> dict[int, dict]:
+        """Front members' reliability diagrams, by index: ``{"pre": ReliabilityDiagram, "post": ...}``
+        for each member a live search trained (a member answered from a table has none)."""
+        if self.info.get("evaluator") != "live" or self.front.empty:
+            return {}
+        from calnas.metrics import ReliabilityDiagram
+
+        wanted = set(int(i) for i in self.front["index"])
+        found: dict[int, dict] = {}
+        for trial in self.study.get_trials(deepcopy=False):
+            data = trial.user_attrs.get(rec.RELIABILITY)
+            index = trial.user_attrs.get(rec.INDEX)
+            if data and index in wanted and index not in found:
+                found[int(index)] = {stage: ReliabilityDiagram.from_dict(d) for stage, d in data.items()}
+        return {int(i): found[int(i)] for i in self.front["index"] if int(i) in found}
+
+    def plot_reliability(self, path: str | Path | None = None):
+        """A matplotlib Figure: the reliability diagrams (before and after temperature scaling) of
+        the front members a live search trained, in front order; None when there are none."""
+        from calnas.plots import RELIABILITY_MEMBERS, reliability_figure
+
+        diagrams = self.reliability_diagrams()
+        if not diagrams:
+            return None
+        shown = list(diagrams.items())
+        more = f" (first {RELIABILITY_MEMBERS} of {len(shown)})" if len(shown) > RELIABILITY_MEMBERS else ""
+        values = self.front.set_index("index")
+        names = [o["name"] for o in self.info["objectives"]]
+
+        def label(index):
+            return f"#{index} " + ", ".join(f"{n} {values.at[index, n]:.3g}" for n in names)
+
+        figure = reliability_figure([(label(index), d) for index, d in shown],
+                                    title=f"front members on {self.info['benchmark']}: test-split reliability{more}")
+        if path is not None:
+            figure.savefig(path, dpi=100)
         return figure
 
     def __repr__(self) -> str:
@@ -489,6 +536,7 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
         attrs[rec.SECONDS] = evaluation.seconds
     if evaluation.cached:
         attrs[rec.CACHED] = True
+    attrs.update(evaluation.attrs)
     if not evaluation.ok:
         attrs[rec.FAILURE] = evaluation.failure
     set_user_attrs(study._storage, trial._trial_id, attrs)
@@ -630,6 +678,7 @@ def load_result(study, record=None) -> SearchResult:
                           for i, o in enumerate(spec.objectives)},
         "reference_point": reference.tolist(),
         "hypervolume_method": "exact",
+        "evaluator": stored["evaluator"],
     }
     failures = sum(1 for e in entries if e.failure is not None)
     if failures:

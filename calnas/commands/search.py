@@ -29,8 +29,6 @@ _STR_KEYS = ("searcher", "benchmark", "data-dir", "dedupe", "out", "storage", "s
 FLAGS = {"budget": "--budget", "seed": "--seed", "workers": "--workers", "study_name": "--study-name",
          "storage": "--storage", "dedupe": "--dedupe", "objectives": "--objective", "constraints": "--constraint",
          "data_dir": "--data-dir"}
-# Figures `report` writes; with --no-plot an earlier run's copies are removed.
-STALE_FIGURES = ("pareto.png", "hypervolume.png")
 # Config keys that name the same option.
 _CONFIG_ALIASES = {"objectives": "objective", "constraints": "constraint"}
 
@@ -56,6 +54,8 @@ With --live every proposed architecture is trained and evaluated now (the path o
 build`, same training options); each evaluation is appended to a table file (--table-out, default
 OUT/table.csv) that `calnas search --benchmark` can search later and that a resumed or later live
 search reads before training anything. Constraints on params/FLOPs are checked before training.
+Each trained architecture keeps its test split's reliability-diagram data in the study, and
+reliability.png shows the diagrams (before and after temperature scaling) of the front members.
 """
 
 
@@ -80,7 +80,7 @@ def search_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: a new folder under runs/)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are option names (objective, budget, ...); command-line options win."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
-    no_plot: bool = typer.Option(False, "--no-plot", help="Write no figures (pareto.png, hypervolume.png); an earlier run's copies in --out are removed."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Write no figures (pareto.png, hypervolume.png, reliability.png); an earlier run's copies in --out are removed."),
     storage: Optional[str] = typer.Option(
         None, "--storage",
         help="Where the Optuna study lives: memory (default), sqlite:///FILE.db, journal:///FILE.log (or a path "
@@ -176,11 +176,7 @@ def _live_config(options: dict, given: dict, config: dict, out_dir: Path):
 def report(result, out, *, as_json: bool, plot: bool) -> None:
     """Write the result files and print the front (or the JSON summary)."""
     out_dir = Path(out) if out is not None else _new_run_dir()
-    paths = result.save(out_dir, plot=plot)
-    if not plot:
-        # Figures of an earlier run in this folder would stand beside results they do not show.
-        for stale in STALE_FIGURES:
-            (out_dir / stale).unlink(missing_ok=True)
+    paths = result.save(out_dir, plot=plot)  # also removes an earlier run's figures it does not draw
     if as_json:
         print_json({**result.summary(), "out": str(out_dir), "files": {k: str(v) for k, v in paths.items()}})
         return

@@ -16,7 +16,7 @@ def show_cmd(
     study_name: Optional[str] = typer.Option(None, "--study-name", help="Study name (default: calnas)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: a new folder under runs/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
-    no_plot: bool = typer.Option(False, "--no-plot", help="Write no figures (pareto.png, hypervolume.png); an earlier run's copies in --out are removed."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Write no figures (pareto.png, hypervolume.png, reliability.png); an earlier run's copies in --out are removed."),
 ) -> None:
     """Rebuild front.csv, trials.csv, summary.json and pareto.png of a stored search and print its
     front. Needs nothing but the storage: the table, objectives and true front are in the study.

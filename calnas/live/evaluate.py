@@ -45,11 +45,12 @@ def resolve_device(device: str):
 
 
 def make_protocol(space: Space, dataset: str, *, protocol: Protocol | None = None, epochs=None,
-                  channels=None, cells=None) -> Protocol:
+                  channels=None, cells=None, recipe=None, optimizer=None, lr=None) -> Protocol:
+    """The dataset's default protocol (or ``protocol``) with the training options that are given."""
     base = protocol if protocol is not None else default_protocol(dataset, space.name)
     if space is SSS and (channels is not None or cells is not None):
         raise UserError("--channels/--cells apply to the topology space only; an SSS architecture fixes its channels")
-    return base.with_overrides(epochs=epochs, channels=channels, cells=cells)
+    return base.with_overrides(epochs=epochs, channels=channels, cells=cells, recipe=recipe, optimizer=optimizer, lr=lr)
 
 
 def load_protocol_splits(protocol: Protocol, *, data_root=None, seed: int = 0) -> Splits:
@@ -60,13 +61,15 @@ def load_protocol_splits(protocol: Protocol, *, data_root=None, seed: int = 0) -
 def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int | None = None,
                   device: str = "auto", seed: int = 0, weights: str = "train", nats_path=None,
                   channels: int | None = None, cells: int | None = None,
-                  protocol: Protocol | None = None) -> LiveResult:
+                  protocol: Protocol | None = None, recipe: str | None = None, optimizer: str | None = None,
+                  lr: float | None = None) -> LiveResult:
     """Train (or load) and evaluate one NATS-Bench architecture on a local dataset (a name, or
     the path of a .npz of your own images; see calnas.live.datasets.read_npz).
 
-    ``arch`` is an architecture string or a TSS index. ``epochs``/``channels``/``cells`` override
-    the dataset's default protocol (``calnas.live.protocol.default_protocol``), or ``protocol``
-    when given. The validation split only fits the temperature of the ``post_*`` metrics.
+    ``arch`` is an architecture string or a TSS index. ``epochs``/``channels``/``cells``,
+    ``recipe`` (``NAME[:PARAM]``, :mod:`calnas.live.recipes`), ``optimizer`` (sgd | adam) and ``lr``
+    override the dataset's default protocol (``calnas.live.protocol.default_protocol``), or
+    ``protocol`` when given. The validation split only fits the temperature of the ``post_*`` metrics.
     """
     if weights not in WEIGHT_SOURCES:
         raise UserError(f"unknown weights source {weights!r}; expected one of {', '.join(WEIGHT_SOURCES)}")
@@ -78,7 +81,8 @@ def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int 
     key, data_root = resolve_dataset(dataset, data_root)
     if protocol is not None and protocol.dataset != key:
         raise UserError(f"protocol is for {protocol.dataset} but dataset is {key}")
-    proto = make_protocol(space, key, protocol=protocol, epochs=epochs, channels=channels, cells=cells)
+    proto = make_protocol(space, key, protocol=protocol, epochs=epochs, channels=channels, cells=cells,
+                          recipe=recipe, optimizer=optimizer, lr=lr)
     if weights == "nats":
         from calnas.live.weights import check_nats_request
 
@@ -120,7 +124,7 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
         settings.update(nats_info)
         # Nothing is trained: the protocol's training settings do not apply.
         for key in ("epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
-                    "schedule", "loss", "train_size", "drop_last"):
+                    "schedule", "recipe", "train_size", "drop_last"):
             settings.pop(key, None)
         train_stats = {"train_seconds": 0.0}
     else:
@@ -141,11 +145,23 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
     record = {
         "arch": arch, "index": index, "space": space.name, "dataset": splits.name,
         "device": str(device), "settings": settings, "metrics": metrics,
+        "reliability": reliability_record(test_logits, splits.test_y, metrics.get("temperature")),
         "training": train_stats, "seconds": time.perf_counter() - start,
     }
     if space is TSS:
         record["iso"] = tss_iso(index)
     return LiveResult(record=record, probs=softmax(test_logits, axis=1), labels=splits.test_y.copy())
+
+
+def reliability_record(logits: np.ndarray, labels: np.ndarray, temperature) -> dict:
+    """The test split's reliability-diagram data (the panel's default binning), before and, when a
+    temperature was fitted, after temperature scaling: small enough to keep with every evaluation."""
+    from calnas.metrics import reliability_diagram
+
+    out = {"pre": reliability_diagram(None, labels, logits=logits).to_dict()}
+    if temperature is not None and np.isfinite(temperature):
+        out["post"] = reliability_diagram(None, labels, logits=logits / float(temperature)).to_dict()
+    return out
 
 
 def tss_iso(index: int) -> int:

@@ -196,6 +196,7 @@ class LiveEvaluator(Evaluator):
         self._candidates, self._costs, self._prechecked = _candidates(self.space, self.dataset, spec, dedupe)
         self._caches = [_CacheTable(path, self.protocol) for path in config.cache]
         self._memory: dict[int, dict] = {}  # rows trained in this process
+        self._diagrams: dict[int, dict] = {}  # their reliability-diagram data, as trial attributes
         self.table_path = table_path
         self._table = TableFile(table_path) if table_path is not None else None
         self._runtime = None
@@ -294,7 +295,8 @@ class LiveEvaluator(Evaluator):
         if row is not None:
             if self._table is not None:
                 self._table.append(row)  # a cache's row joins this search's table (no-op when there)
-            return Evaluation({**row_metrics(row), **cost}, cached=True)
+            # A row read back from a table keeps no predictions, so no diagram unless trained here.
+            return Evaluation({**row_metrics(row), **cost}, cached=True, attrs=self._diagrams.get(rep, {}))
         runtime = self._runtime_ready()
         start = time.perf_counter()
         try:
@@ -304,9 +306,11 @@ class LiveEvaluator(Evaluator):
             return Evaluation(cost, failure=_reason(exc), seconds=time.perf_counter() - start)
         row = table_row(result.record, self.space, self.training, self.seed, len(runtime.splits.train_y))
         self._memory[rep] = row
+        self._diagrams[rep] = {rec.RELIABILITY: result.record["reliability"]}
         if self._table is not None:
             self._table.append(row)
-        return Evaluation({**result.record["metrics"], **cost}, seconds=time.perf_counter() - start)
+        return Evaluation({**result.record["metrics"], **cost}, seconds=time.perf_counter() - start,
+                          attrs=self._diagrams[rep])
 
     def _stored_row(self, rep: int) -> dict | None:
         row = self._memory.get(rep)

@@ -50,43 +50,56 @@ class ReliabilityDiagram:
             "equal_mass": self.equal_mass,
         }
 
-    def plot(self, path, title: str | None = None) -> Path:
-        """Write the diagram as a PNG: accuracy per bin, the gap to the diagonal, and the share of
-        samples per bin."""
-        from calnas.files import check_figure_path
+    @classmethod
+    def from_dict(cls, data: dict) -> "ReliabilityDiagram":
+        """The inverse of :meth:`to_dict` (e.g. a diagram stored with a live evaluation)."""
+        def floats(key):
+            return np.array([np.nan if v is None else float(v) for v in data[key]], dtype=float)
 
-        path = check_figure_path(path, "path")  # a format calnas writes, in a writable folder
-        import matplotlib
+        return cls(lower=floats("lower"), upper=floats("upper"), count=np.asarray(data["count"], dtype=np.int64),
+                   confidence=floats("confidence"), accuracy=floats("accuracy"), n_samples=int(data["n_samples"]),
+                   ece=float(data["ece"]), mce=float(data["mce"]), equal_mass=bool(data["equal_mass"]))
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
+    def draw(self, ax, hist=None, *, title: str | None = None, legend: bool = True) -> None:
+        """Draw onto matplotlib axes: accuracy per bin and the gap to the diagonal on ``ax``, the
+        share of samples per bin on ``hist`` (when given)."""
         filled = self.count > 0
         width = self.upper - self.lower
-        fig, (ax, hist) = plt.subplots(
-            2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-        )
-        try:
-            ax.bar(self.lower[filled], self.accuracy[filled], width=width[filled], align="edge",
-                   color="tab:blue", edgecolor="black", linewidth=0.5, label="accuracy")
-            ax.bar(self.lower[filled], self.confidence[filled] - self.accuracy[filled],
-                   bottom=self.accuracy[filled], width=width[filled], align="edge",
-                   color="tab:red", alpha=0.35, edgecolor="tab:red", label="gap to confidence")
-            ax.plot([0, 1], [0, 1], "k--", linewidth=1)
-            ax.set_xlim(0, 1)
-            ax.set_ylim(0, 1)
-            ax.set_ylabel("accuracy")
-            ax.legend(loc="upper left")
-            ax.set_title(title or f"ECE {100 * self.ece:.2f}%  MCE {100 * self.mce:.2f}%")
-            hist.bar(self.lower, self.count / self.n_samples, width=width, align="edge",
+        ax.bar(self.lower[filled], self.accuracy[filled], width=width[filled], align="edge",
+               color="tab:blue", edgecolor="black", linewidth=0.5, label="accuracy")
+        ax.bar(self.lower[filled], self.confidence[filled] - self.accuracy[filled],
+               bottom=self.accuracy[filled], width=width[filled], align="edge",
+               color="tab:red", alpha=0.35, edgecolor="tab:red", label="gap to confidence")
+        ax.plot([0, 1], [0, 1], "k--", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("accuracy")
+        if legend:
+            ax.legend(loc="upper left", fontsize=8)
+        ax.set_title(title or f"ECE {100 * self.ece:.2f}%  MCE {100 * self.mce:.2f}%", fontsize=9)
+        if hist is not None:
+            hist.bar(self.lower, self.count / max(self.n_samples, 1), width=width, align="edge",
                      color="grey", edgecolor="black", linewidth=0.5)
             hist.set_xlabel("confidence")
             hist.set_ylabel("share of samples")
-            fig.tight_layout()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=120)
-        finally:
-            plt.close(fig)
+        else:
+            ax.set_xlabel("confidence")
+
+    def plot(self, path, title: str | None = None) -> Path:
+        """Write the diagram as a PNG: accuracy per bin, the gap to the diagonal, and the share of
+        samples per bin."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        from calnas.files import check_figure_path
+
+        path = check_figure_path(path, "path")  # a format calnas writes, in a writable folder
+        figure = Figure(figsize=(5, 6), layout="constrained")
+        FigureCanvasAgg(figure)  # the object API and the Agg canvas: no pyplot, no backend change
+        ax, hist = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        self.draw(ax, hist, title=title)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=120)
         return path
 
 
