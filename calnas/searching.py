@@ -361,8 +361,19 @@ def open_study(storage_url, study_name, spec, evaluator: Evaluator):
             warnings.simplefilter("ignore", ExperimentalWarning)
             study.set_metric_names([o.name for o in spec.objectives])
     else:
-        _check_same_search(stored, described, name, storage_url)
+        _check_same_search(_as_recorded_now(stored), described, name, storage_url)
     return study
+
+
+def _as_recorded_now(stored: dict) -> dict:
+    """A stored description with its live training protocol read as this version records it, so
+    a study made before a protocol setting existed (training recipes) continues under its defaults."""
+    protocol = stored.get("protocol")
+    if not isinstance(protocol, dict) or not isinstance(protocol.get("protocol"), dict):
+        return stored
+    from calnas.live.build import protocol_identity
+
+    return {**stored, "protocol": protocol_identity(protocol)}
 
 
 def _check_same_search(stored: dict, described: dict, name: str, url) -> None:

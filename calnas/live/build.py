@@ -4,9 +4,12 @@
   ``iso`` column of ``tss_meta``), SSS every index; both shuffled with a fixed seed
   (:data:`ORDER_SEED`) so that ``--limit N`` is a spread sample of the space.
 * Rows: ``index``, ``config`` (the published name of the index), ``arch``, ``iso``, the metric
-  panel in ``PANEL_COLUMNS`` order, then calnas's own columns (:data:`EXTRA_COLUMNS`). A row
-  depends only on (architecture, protocol, seed): every evaluation runs single-threaded from the
-  same seed, whichever worker or shard runs it.
+  panel in ``PANEL_COLUMNS`` order, then calnas's own columns (:data:`EXTRA_COLUMNS`, among them
+  the training ``recipe``). A row depends only on (architecture, protocol, seed): every
+  evaluation runs single-threaded from the same seed, whichever worker or shard runs it.
+* Files written before training recipes existed have no ``recipe`` column (their rows trained
+  with ``ce``) and a protocol record without ``recipe``: they are read, resumed and appended to
+  in their own layout (:func:`file_columns`, :func:`protocol_identity`).
 * Crash safety: the header is written once; each row is one ``write`` followed by flush and
   fsync. A killed build leaves at most one torn line at the end, which ``resume`` truncates;
   complete rows are never rewritten. The protocol sits next to the table
@@ -37,8 +40,10 @@ from calnas.errors import UserError
 from calnas.spaces import SSS, TSS, Space
 
 ORDER_SEED = 20240501
-EXTRA_COLUMNS = ("seed", "epochs", "channels", "cells", "train_size", "train_seconds", "eval_seconds",
+EXTRA_COLUMNS = ("seed", "epochs", "recipe", "channels", "cells", "train_size", "train_seconds", "eval_seconds",
                  "final_train_loss", "final_train_acc")
+# Columns a table written before training recipes lacks (its rows trained with recipe ce).
+NEWER_COLUMNS = ("recipe",)
 ID_COLUMNS = ("index", "config", "arch", "iso")
 # What makes two tables' rows interchangeable: the same space, seed and training protocol
 # (``protocol_record``'s other keys, the calnas version and build order, do not change a row).
@@ -84,6 +89,33 @@ def select(order: list[int], *, limit: int | None = None, shard: tuple[int, int]
 
 def table_columns(panel_columns) -> list[str]:
     return [*ID_COLUMNS, *panel_columns, *EXTRA_COLUMNS]
+
+
+def file_columns(path: Path, columns: list[str]) -> list[str]:
+    """The layout of an existing table file: ``columns``, or the older layout without
+    :data:`NEWER_COLUMNS` when its header is that one (rows are appended in the file's layout).
+    Anything else is left to :func:`read_done`'s header check."""
+    with open(path, "rb") as fh:
+        first = fh.readline()
+    older = [c for c in columns if c not in NEWER_COLUMNS]
+    try:
+        header = next(csv.reader(io.StringIO(first.decode("utf-8"))), [])
+    except (UnicodeDecodeError, csv.Error):
+        return columns
+    return older if header == older else columns
+
+
+def protocol_identity(record: dict) -> dict:
+    """The parts of a protocol record (:func:`protocol_record`) that decide whether two tables'
+    rows are interchangeable (:data:`PROTOCOL_KEYS`), with a protocol recorded before a setting
+    existed read as this version records it (absent settings take their defaults: no recipe
+    means ``ce``; :func:`calnas.live.protocol.normalise_settings`)."""
+    from calnas.live.protocol import normalise_settings
+
+    out = {k: record.get(k) for k in PROTOCOL_KEYS}
+    if isinstance(out["protocol"], dict):
+        out["protocol"] = normalise_settings(out["protocol"])
+    return out
 
 
 # -- the CSV file ------------------------------------------------------------------------------
@@ -153,7 +185,7 @@ def _check_own_build(out: Path, meta_path: Path, meta: dict) -> None:
         old = None
     if not isinstance(old, dict):
         raise UserError(f"{meta_path} is not a calnas protocol record (JSON object); choose another --out")
-    if {k: old.get(k) for k in PROTOCOL_KEYS} != {k: meta[k] for k in PROTOCOL_KEYS}:
+    if protocol_identity(old) != protocol_identity(meta):
         raise UserError(f"{out} was built with a different protocol or seed ({meta_path}); "
                         "resume with the same settings or choose another --out")
 
@@ -190,7 +222,7 @@ def _init_worker(protocol_dict: dict, space_name: str, data_root, seed: int, dev
     from calnas.live.evaluate import load_protocol_splits
     from calnas.live.protocol import Protocol
 
-    protocol = Protocol(**protocol_dict)
+    protocol = Protocol.from_settings(protocol_dict)
     # One thread per worker unless the protocol says otherwise: tiny networks gain nothing from
     # intra-op threads, and a fixed count keeps results independent of the machine.
     torch.set_num_threads(protocol.threads or 1)
@@ -219,7 +251,7 @@ def table_row(record: dict, space: Space, protocol, seed: int, train_size: int) 
     index = record["index"]
     training = record["training"]
     return {"index": index, "config": index, "arch": record["arch"], "iso": record.get("iso", index),
-            **record["metrics"], "seed": seed, "epochs": protocol.epochs,
+            **record["metrics"], "seed": seed, "epochs": protocol.epochs, "recipe": protocol.recipe,
             "channels": protocol.channels if space is TSS else "",
             "cells": protocol.cells if space is TSS else "",
             "train_size": train_size,
@@ -280,6 +312,7 @@ def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, l
         if not resume:
             raise UserError(f"{out} already exists; pass --resume to add to it, or choose another --out")
         _check_own_build(out, meta_path, meta)
+        columns = file_columns(out, columns)  # an older build's rows go on in its layout
         done = read_done(out, columns)
     else:
         # No rows yet: the protocol file describes the build that starts now.

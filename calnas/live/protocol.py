@@ -10,10 +10,16 @@ docs/live.md for the measurements behind each number).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import math
+from dataclasses import asdict, dataclass, fields, replace
 
 from calnas.errors import UserError
 from calnas.live.datasets import canonical_dataset
+from calnas.live.recipes import DEFAULT_RECIPE, canonical_recipe
+
+# Optimisers train() knows, as recorded; --optimizer takes them in any case. Adam uses lr and
+# weight_decay (L2, torch.optim.Adam's) and ignores momentum/nesterov.
+OPTIMIZERS = ("SGD", "Adam")
 
 
 @dataclass(frozen=True)
@@ -31,23 +37,64 @@ class Protocol:
     nesterov: bool = True
     weight_decay: float = 5e-4
     schedule: str = "cosine"    # per-step cosine decay from lr to 0 over all training steps
-    loss: str = "cross_entropy"
+    recipe: str = DEFAULT_RECIPE    # training recipe, canonical NAME:PARAM (calnas.live.recipes)
     train_size: int | None = None   # cap on training images (None: the whole training split)
     val_size: int | None = None     # validation images for temperature scaling (None: all)
     test_size: int | None = None
     drop_last: bool = False         # keep the last partial batch (NATS-Bench's loaders keep it)
     threads: int | None = None      # torch threads (None: torch's default)
 
+    def __post_init__(self) -> None:
+        # Recorded spellings: the recipe as NAME:PARAM, the optimiser as in OPTIMIZERS.
+        object.__setattr__(self, "recipe", canonical_recipe(self.recipe))
+        object.__setattr__(self, "optimizer", canonical_optimizer(self.optimizer))
+
     def settings(self) -> dict:
         """Every setting, for the JSON record and the table's columns."""
         return asdict(self)
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "Protocol":
+        """A protocol from a recorded ``settings()`` dict, also one written before a field existed."""
+        return cls(**normalise_settings(settings))
 
     def with_overrides(self, **changes) -> "Protocol":
         clean = {k: v for k, v in changes.items() if v is not None}
         for key in ("epochs", "channels", "cells", "batch_size"):
             if key in clean and int(clean[key]) < 1:
                 raise UserError(f"{key} must be at least 1, got {clean[key]}")
+        if "lr" in clean:
+            lr = clean["lr"]
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
+                raise UserError(f"lr must be a positive number, got {lr!r}")
+            clean["lr"] = float(lr)
         return replace(self, **clean)
+
+
+def canonical_optimizer(name) -> str:
+    for known in OPTIMIZERS:
+        if str(name).strip().lower() == known.lower():
+            return known
+    raise UserError(f"unknown optimizer {str(name)[:40]!r}; expected one of {', '.join(o.lower() for o in OPTIMIZERS)}")
+
+
+def normalise_settings(settings: dict) -> dict:
+    """A recorded protocol (``settings()``, e.g. a protocol.json's ``protocol``) as this version
+    records it: fields it lacks take their defaults (a record written before training recipes
+    has no ``recipe``: it trained with ``ce``), and the ``loss`` field those records carry,
+    always ``cross_entropy``, is the recipe ``ce``. Other keys are kept, so a comparison of two
+    records still sees them."""
+    out = dict(settings)
+    if "loss" in out and "recipe" not in out:
+        loss = out.pop("loss")
+        if loss != "cross_entropy":
+            raise UserError(f"recorded protocol has loss {str(loss)[:40]!r}; calnas knows only cross_entropy "
+                            "(the recipe ce)")
+        out["recipe"] = DEFAULT_RECIPE
+    for field in fields(Protocol):
+        if field.name not in out and field.name != "dataset":
+            out[field.name] = field.default
+    return out
 
 
 # The shipped digits protocol (measured in benchmarks/live_throughput.py; see docs/live.md).

@@ -52,7 +52,9 @@ import numpy as np
 from calnas import record as rec
 from calnas.errors import UserError
 from calnas.evaluators import DEDUPE_MODES, Candidates, Evaluation, Evaluator, KnownFront, TableEvaluator
-from calnas.live.build import PROTOCOL_KEYS, _line, protocol_record, read_done, table_columns, table_row
+from calnas.live.build import (_line, file_columns, protocol_identity, protocol_record, read_done, table_columns,
+                               table_row)
+from calnas.live.recipes import DEFAULT_RECIPE
 from calnas.spaces import TSS, get_space
 
 # A live evaluation takes seconds to hours, not microseconds: beat every 5 s, and take a trial
@@ -74,7 +76,9 @@ class LiveConfig:
     ``table_default`` (the CLI passes ``OUT/table.csv``), else no file. ``cache``: tables of the
     same protocol whose rows answer without training. ``protocol``: a whole
     :class:`~calnas.live.protocol.Protocol` instead of the dataset's default (``epochs``,
-    ``channels``, ``cells`` still override it).
+    ``channels``, ``cells``, ``recipe``, ``optimizer``, ``lr`` still override it). ``recipe``:
+    ``NAME[:PARAM]`` (:data:`calnas.live.recipes.RECIPES`; None: the protocol's, ``ce`` by
+    default); ``optimizer``: sgd | adam.
     """
 
     dataset: str = "digits"
@@ -90,6 +94,9 @@ class LiveConfig:
     cache: tuple[str, ...] = ()
     protocol: object | None = None
     table_default: str | None = None
+    recipe: str | None = None
+    optimizer: str | None = None
+    lr: float | None = None
 
     def __post_init__(self) -> None:
         # Frozen for hashing and pickling to workers; inputs are normalised once here.
@@ -160,7 +167,7 @@ def _embedded_references() -> dict[str, dict]:
 
 
 def _identity(record: dict) -> dict:
-    return {k: record.get(k) for k in PROTOCOL_KEYS}
+    return protocol_identity(record)  # a record from before a protocol setting existed reads as its default
 
 
 class LiveEvaluator(Evaluator):
@@ -183,7 +190,8 @@ class LiveEvaluator(Evaluator):
         self.name = f"live:{self.dataset}"
         self.seed = check_int("training seed", config.seed, minimum=0)
         self.training = make_protocol(self.space, self.dataset, protocol=config.protocol, epochs=config.epochs,
-                                      channels=config.channels, cells=config.cells)
+                                      channels=config.channels, cells=config.cells, recipe=config.recipe,
+                                      optimizer=config.optimizer, lr=config.lr)
         if self.training.dataset != self.dataset:
             raise UserError(f"protocol is for {self.training.dataset} but dataset is {self.dataset}")
         self._record = protocol_record(self.training, self.space, self.seed)
@@ -490,10 +498,13 @@ def _parse_lines(data: bytes, columns: list[str], *, header: bool, path) -> dict
             raise UserError(f"{path} has different columns from a calnas table of this metric panel; "
                             "choose another table file")
     rows = {}
+    older = "recipe" not in columns  # a table written before recipes: its rows trained with ce
     for values in reader:
         if len(values) != len(columns):
             raise UserError(f"{path} has a malformed row (index {values[0] if values else '?'}); fix or remove it")
         row = dict(zip(columns, values))
+        if older:
+            row["recipe"] = DEFAULT_RECIPE
         rows[int(row["index"])] = row
     return rows
 
@@ -510,7 +521,7 @@ class TableFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.columns = _columns()
+        self.columns = file_columns(self.path, _columns())  # rows go on in the file's layout
         self.rows: dict[int, dict] = {}
         self._offset = 0
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
@@ -532,7 +543,7 @@ class TableFile:
             if _identity(old) != _identity(record):
                 raise UserError(f"table file {path} holds rows of another protocol or seed ({meta_path}); "
                                 "choose another table file")
-            read_done(path, columns)  # cuts an incomplete last line (a killed write), checks the header
+            read_done(path, file_columns(path, columns))  # cuts an incomplete last line (a killed write), checks the header
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", encoding="utf-8", newline="") as fh:
@@ -596,7 +607,7 @@ class _CacheTable:
         with open(path, "rb") as fh:
             data = fh.read()
         data = data[:data.rfind(b"\n") + 1]
-        self.rows = _parse_lines(data, _columns(), header=True, path=path)
+        self.rows = _parse_lines(data, file_columns(path, _columns()), header=True, path=path)
 
     def covers(self, space) -> bool:
         """Whether it has a row for every architecture (TSS: every isomorphism class)."""

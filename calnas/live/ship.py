@@ -33,7 +33,7 @@ def read_build(path) -> "pd.DataFrame":  # noqa: F821
         raise UserError(f"{path} is not a calnas build table (no index/acc columns)")
     if frame.empty:
         raise UserError(f"{path} has no rows; expected a calnas build table")
-    for column in frame.columns.drop("arch", errors="ignore"):
+    for column in frame.columns.drop(["arch", "recipe"], errors="ignore"):
         values = pd.to_numeric(frame[column], errors="coerce")
         if (values.isna() & frame[column].notna()).any() or (column in ("index", "acc") and values.isna().any()):
             raise UserError(f"{path} is not a calnas build table (column {str(column)[:40]!r} holds non-numbers)")
