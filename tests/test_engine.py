@@ -97,6 +97,22 @@ def test_a_different_search_is_refused(tmp_path):
         calnas.search("nats-tss-cifar10", "acc", budget=5, storage=url, study_name="a")
 
 
+def test_sqlite_studies_use_a_write_ahead_log_and_leave_other_engines_alone(tmp_path):
+    import sqlalchemy
+
+    from calnas.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    with storage.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    other = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'other.db'}")  # no global listener
+    with other.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+    result = calnas.search(None, budget=12, storage=f"sqlite:///{tmp_path / 's.db'}", study_name="w")
+    assert result.evaluations == 12  # a study in WAL mode reads back like any other
+
+
 def test_storage_errors_are_one_line(tmp_path, run_cli):
     with pytest.raises(UserError, match="needs a persistent storage"):
         calnas.search(None, budget=5, workers=2)
