@@ -32,6 +32,12 @@ def evaluate_cmd(
     channels: Optional[int] = _training.channels_option(),
     cells: Optional[int] = _training.cells_option(),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Live: write a reliability diagram here (.png, .pdf or .svg)."),
+    track: bool = typer.Option(False, "--track", help="Live: record validation accuracy, ECE, NLL, mean margin and loss sharpness "
+                               "at initialisation and after every epoch (the record's trajectory; docs/live.md)."),
+    plot_trajectory: Optional[Path] = typer.Option(None, "--plot-trajectory", help="Live: draw the tracked quantities on shared "
+                                                   "epochs here (.png, .pdf or .svg); implies --track."),
+    certainty: bool = typer.Option(False, "--certainty", help="Live: measure the trained network's neighbourhoods of certainty "
+                                   "around training points (the record's certainty; docs/live.md)."),
 ) -> None:
     """Show an architecture's accuracy and calibration metrics.
 
@@ -44,12 +50,21 @@ def evaluate_cmd(
             from calnas.files import check_figure_path
 
             check_figure_path(plot)  # before the training, not after it
+        if plot_trajectory is not None:
+            from calnas.files import check_figure_path
+
+            check_figure_path(plot_trajectory, "--plot-trajectory")
         _evaluate_live(arch, dataset=dataset or _training.DATASET_DEFAULT, data_root=data_root, epochs=epochs, device=device, seed=seed,
                        space=space, weights=weights, nats_path=nats_path, channels=channels, cells=cells,
-                       as_json=as_json, plot=plot)
+                       as_json=as_json, plot=plot, track=track or plot_trajectory is not None,
+                       plot_trajectory=plot_trajectory, certainty=certainty)
         return
     if plot is not None:
         raise UserError("--plot needs --live (tables hold metrics, not predictions)")
+    for flag, given in (("--track", track), ("--plot-trajectory", plot_trajectory is not None),
+                        ("--certainty", certainty)):
+        if given:
+            raise UserError(f"{flag} needs --live (it follows a training; tables hold final metrics only)")
     from calnas.tables import load_benchmark
 
     table = load_benchmark(benchmark, data_dir_path=data_dir)
@@ -85,7 +100,7 @@ def _print_record(record: dict) -> None:
         console.print(table)
 
 
-def _evaluate_live(arch, *, space, as_json, plot, **options) -> None:
+def _evaluate_live(arch, *, space, as_json, plot, plot_trajectory=None, **options) -> None:
     from calnas.spaces import get_space
 
     if space is not None:
@@ -100,6 +115,11 @@ def _evaluate_live(arch, *, space, as_json, plot, **options) -> None:
 
         reliability_diagram(result.probs, result.labels, path=plot)
         record["plot"] = str(plot)
+    if plot_trajectory is not None:
+        from calnas.live.trajectory import write_trajectory_plot
+
+        write_trajectory_plot(record["trajectory"], plot_trajectory, title=f"{record['arch']} on {record['dataset']}")
+        record["trajectory_plot"] = str(plot_trajectory)
     if as_json:
         print_json(record)
         return
@@ -108,8 +128,31 @@ def _evaluate_live(arch, *, space, as_json, plot, **options) -> None:
     for key, value in record.get("settings", {}).items():
         settings.add_row(key, fmt(value))
     console.print(settings)
+    _print_extras(record)
     if plot is not None:
         console.print(f"reliability diagram written to {plot}")
+    if plot_trajectory is not None:
+        console.print(f"trajectory plot written to {plot_trajectory}")
+
+
+def _print_extras(record: dict) -> None:
+    """The trajectory (one row per epoch) and the certainty metric, when the record has them."""
+    trajectory = record.get("trajectory")
+    if trajectory:
+        from calnas.live.trajectory import TRACKED
+
+        table = RichTable(title="trajectory (validation split; sharpness on the training batch)")
+        for key in ("epoch", *TRACKED):
+            table.add_column(key, justify="right")
+        for entry in trajectory["epochs"]:
+            table.add_row(*(fmt(entry[key]) for key in ("epoch", *TRACKED)))
+        console.print(table)
+    certainty = record.get("certainty")
+    if certainty:
+        table = RichTable(title="neighbourhoods of certainty", show_header=False)
+        for key, value in certainty.items():
+            table.add_row(key, fmt(value))
+        console.print(table)
 
 
 def register(app: typer.Typer) -> None:

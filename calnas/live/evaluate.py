@@ -61,6 +61,7 @@ def load_protocol_splits(protocol: Protocol, *, data_root=None, seed: int = 0) -
 def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int | None = None,
                   device: str = "auto", seed: int = 0, weights: str = "train", nats_path=None,
                   channels: int | None = None, cells: int | None = None,
+                  track: bool = False, certainty: bool = False,
                   protocol: Protocol | None = None, recipe: str | None = None, optimizer: str | None = None,
                   lr: float | None = None) -> LiveResult:
     """Train (or load) and evaluate one NATS-Bench architecture on a local dataset (a name, or
@@ -70,6 +71,11 @@ def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int 
     ``recipe`` (``NAME[:PARAM]``, :mod:`calnas.live.recipes`), ``optimizer`` (sgd | adam) and ``lr``
     override the dataset's default protocol (``calnas.live.protocol.default_protocol``), or
     ``protocol`` when given. The validation split only fits the temperature of the ``post_*`` metrics.
+
+    ``track`` adds ``record["trajectory"]`` (validation accuracy, ECE, NLL, mean margin and loss
+    sharpness at initialisation and after every epoch, :mod:`calnas.live.trajectory`);
+    ``certainty`` adds ``record["certainty"]`` (the trained network's neighbourhoods of certainty,
+    :mod:`calnas.live.certainty`). Neither changes the training or the metrics.
     """
     if weights not in WEIGHT_SOURCES:
         raise UserError(f"unknown weights source {weights!r}; expected one of {', '.join(WEIGHT_SOURCES)}")
@@ -83,6 +89,7 @@ def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int 
         raise UserError(f"protocol is for {protocol.dataset} but dataset is {key}")
     proto = make_protocol(space, key, protocol=protocol, epochs=epochs, channels=channels, cells=cells,
                           recipe=recipe, optimizer=optimizer, lr=lr)
+    _check_track(weights, track)
     if weights == "nats":
         from calnas.live.weights import check_nats_request
 
@@ -96,14 +103,21 @@ def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int 
     threads = torch.get_num_threads()
     try:
         return evaluate_prepared(canonical, space, proto, splits, device=torch_device, seed=seed,
-                                 weights=weights, nats_path=nats_path)
+                                 weights=weights, nats_path=nats_path, track=track, certainty=certainty)
     finally:
         torch.set_num_threads(threads)
 
 
+def _check_track(weights: str, track: bool) -> None:
+    if track and weights == "nats":
+        raise UserError("--track follows a training; NATS-Bench weights (--weights nats) are loaded, not trained")
+
+
 def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Splits, *, device, seed: int,
-                      weights: str = "train", nats_path=None) -> LiveResult:
+                      weights: str = "train", nats_path=None, track: bool = False,
+                      certainty: bool = False) -> LiveResult:
     """The inner path shared with table building: inputs already checked and data loaded."""
+    _check_track(weights, track)
     import torch
     from scipy.special import softmax
 
@@ -135,7 +149,16 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
         settings["network"] = {k: v for k, v in config.items() if k != "arch_str"}
         seed_everything(seed)
         model = build_network(config)
-        train_stats = train(model, splits, protocol, device=device, seed=seed)
+        tracker = None
+        if track:
+            from calnas.live.trajectory import TrajectoryTracker
+
+            tracker = TrajectoryTracker(splits, device=device, eval_batch_size=protocol.eval_batch_size)
+            tracker(0, model.to(device))  # at initialisation
+        train_stats = train(model, splits, protocol, device=device, seed=seed, on_epoch=tracker)
+        if tracker is not None:  # train_seconds: the training alone, as without tracking
+            train_stats["track_seconds"] = round(sum(e["seconds"] for e in tracker.epochs), 4)
+            train_stats["train_seconds"] -= sum(e["seconds"] for e in tracker.epochs[1:])
     val_logits = predict_logits(model, splits.val_x, device=device, batch_size=protocol.eval_batch_size)
     test_logits = predict_logits(model, splits.test_x, device=device, batch_size=protocol.eval_batch_size)
     if not (np.isfinite(val_logits).all() and np.isfinite(test_logits).all()):
@@ -150,6 +173,13 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
     }
     if space is TSS:
         record["iso"] = tss_iso(index)
+    if track:
+        record["trajectory"] = tracker.record()
+    if certainty:
+        from calnas.live.certainty import certainty_neighbourhoods
+
+        record["certainty"] = certainty_neighbourhoods(model, splits.train_x, device=device,
+                                                       batch_size=protocol.eval_batch_size)
     return LiveResult(record=record, probs=softmax(test_logits, axis=1), labels=splits.test_y.copy())
 
 
