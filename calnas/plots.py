@@ -28,7 +28,8 @@ def pareto_figure(result):
         ax = figure.add_subplot(rows, cols, n + 1)
         xs = (lambda f: f["trial"]) if x is None else (lambda f, x=x: f[names[x]])
         if x is None:
-            front_x = front.merge(trials[["index", "trial"]], on="index")["trial"]
+            on = ["index", "recipe"] if "recipe" in trials else ["index"]  # a joint search: (arch, recipe)
+            front_x = front.merge(trials[[*on, "trial"]], on=on)["trial"]
             true_x = None
         else:
             front_x, true_x = front[names[x]], true_front[names[x]]

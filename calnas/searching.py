@@ -138,14 +138,24 @@ class SearchResult:
             return {}
         from calnas.metrics import ReliabilityDiagram
 
-        wanted = set(int(i) for i in self.front["index"])
+        keys = self._front_keys()
+        wanted = set(keys)
         found: dict[int, dict] = {}
         for trial in self.study.get_trials(deepcopy=False):
             data = trial.user_attrs.get(rec.RELIABILITY)
             index = trial.user_attrs.get(rec.INDEX)
             if data and index in wanted and index not in found:
                 found[int(index)] = {stage: ReliabilityDiagram.from_dict(d) for stage, d in data.items()}
-        return {int(i): found[int(i)] for i in self.front["index"] if int(i) in found}
+        return {key: found[key] for key in keys if key in found}
+
+    def _front_keys(self) -> list[int]:
+        """The study's index of each front member (a joint search's (architecture, recipe) index)."""
+        if "recipe" not in self.front:
+            return [int(i) for i in self.front["index"]]
+        from calnas.spaces import get_space
+
+        space = get_space(self.info["space"])
+        return [space.join(int(i), r) for i, r in zip(self.front["index"], self.front["recipe"])]
 
     def plot_reliability(self, path: str | Path | None = None):
         """A matplotlib Figure: the reliability diagrams (before and after temperature scaling) of
@@ -157,13 +167,15 @@ class SearchResult:
             return None
         shown = list(diagrams.items())
         more = f" (first {RELIABILITY_MEMBERS} of {len(shown)})" if len(shown) > RELIABILITY_MEMBERS else ""
-        values = self.front.set_index("index")
+        rows = dict(zip(self._front_keys(), self.front.to_dict("records")))
         names = [o["name"] for o in self.info["objectives"]]
 
-        def label(index):
-            return f"#{index} " + ", ".join(f"{n} {values.at[index, n]:.3g}" for n in names)
+        def label(key):
+            row = rows[key]
+            recipe = f" {row['recipe']}" if "recipe" in row else ""
+            return f"#{row['index']}{recipe} " + ", ".join(f"{n} {row[n]:.3g}" for n in names)
 
-        figure = reliability_figure([(label(index), d) for index, d in shown],
+        figure = reliability_figure([(label(key), d) for key, d in shown],
                                     title=f"front members on {self.info['benchmark']}: test-split reliability{more}")
         if path is not None:
             figure.savefig(path, dpi=100)
@@ -647,9 +659,9 @@ def load_result(study, record=None) -> SearchResult:
     scaled = pareto.normalise(points[feasible_front], lower, upper)
     hv = pareto.hypervolume(scaled, reference)
 
-    trials = _frame(spec, entries, leading={"trial": np.arange(len(entries))})
+    trials = _frame(spec, entries, leading={"trial": np.arange(len(entries))}, space=space)
     trials["hypervolume"] = _anytime(spec, entries, lower, upper, reference)
-    front = _frame(spec, [ok[i] for i in in_front], leading={"rank": np.arange(1, len(in_front) + 1)})
+    front = _frame(spec, [ok[i] for i in in_front], leading={"rank": np.arange(1, len(in_front) + 1)}, space=space)
     true_hv, ratio, found, true_points, points_found = float("nan"), None, 0, 0, 0
     if front_info is not None:
         members = front_info["members"]
@@ -758,8 +770,14 @@ def output_columns(spec) -> list[tuple[str, str, object]]:
     return list(out.values())
 
 
-def _frame(spec, entries: list, *, leading: dict) -> pd.DataFrame:
+def _frame(spec, entries: list, *, leading: dict, space=None) -> pd.DataFrame:
     data = {"arch": [e.arch for e in entries], "index": np.asarray([e.index for e in entries], dtype=np.int64)}
+    if hasattr(space, "recipes"):
+        # A joint architecture x recipe search: the architecture (string and index of its own
+        # space, as every other table and command spells it) and the recipe it was trained with.
+        pairs = [space.split(i) for i in data["index"]]
+        data = {"arch": [space.base.arch(i) for i, _ in pairs],
+                "index": np.asarray([i for i, _ in pairs], dtype=np.int64), "recipe": [r for _, r in pairs]}
     data.update(leading)
     nan = float("nan")
     raw_cache: dict[int, list[float]] = {}

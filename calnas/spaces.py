@@ -277,8 +277,86 @@ TSS = TopologySpace()
 SSS = SizeSpace()
 SPACES = {"tss": TSS, "sss": SSS}
 
+RECIPE_SEPARATOR = "@"  # between an architecture and its training recipe: |...|@mixup:0.2, 8:16:24:32:40@ce
+_RECIPES_TAG = "+recipes:"  # a joint space's name: tss+recipes:ce,focal:3
+
+
+class RecipeSpace(Space):
+    """Architecture x training recipe (the joint search of ``calnas search --live --recipes``).
+
+    A point is an architecture of ``base`` trained with one of ``recipes`` (canonical recipe
+    strings, e.g. ``mixup:0.2``): its string is ``ARCH@RECIPE``, its index ``base_index *
+    len(recipes) + recipe_position``, and the recipe is one more categorical parameter, so a
+    one-parameter neighbour changes one edge/layer or the recipe. Isomorphic architectures
+    trained with the same recipe are isomorphic points.
+    """
+
+    def __init__(self, base: Space, recipes: Sequence[str]):
+        recipes = tuple(recipes)
+        if not recipes or len(set(recipes)) != len(recipes):
+            raise UserError(f"a joint space needs distinct recipes, got {list(recipes)}")
+        bad = [r for r in recipes if not r or RECIPE_SEPARATOR in r or "," in r]
+        if bad:
+            raise UserError(f"malformed recipe {bad[0]!r} in a joint space")
+        self.base, self.recipes = base, recipes
+        self.name = f"{base.name}{_RECIPES_TAG}{','.join(recipes)}"
+        self.size = base.size * len(recipes)
+        self._recipe_position = {r: i for i, r in enumerate(recipes)}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RecipeSpace) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def split(self, index: int) -> tuple[int, str]:
+        """(architecture index in the base space, recipe) of a joint index."""
+        base_index, r = divmod(int(index), len(self.recipes))
+        return base_index, self.recipes[r]
+
+    def join(self, base_index: int, recipe: str) -> int:
+        return int(base_index) * len(self.recipes) + self._recipe_position[recipe]
+
+    def _parse_string(self, text: str) -> str:
+        arch, sep, recipe = text.strip().rpartition(RECIPE_SEPARATOR)
+        if not sep:
+            raise UserError(f"expected ARCH{RECIPE_SEPARATOR}RECIPE in the joint space, got {_brief(text)}")
+        recipe = recipe.strip()
+        if recipe not in self._recipe_position:
+            raise UserError(f"recipe {recipe!r} of {_brief(text)} is not searched here; expected one of "
+                            f"{', '.join(self.recipes)}")
+        return f"{self.base.parse(arch)}{RECIPE_SEPARATOR}{recipe}"
+
+    def _arch(self, index: int) -> str:
+        base_index, recipe = self.split(index)
+        return f"{self.base.arch(base_index)}{RECIPE_SEPARATOR}{recipe}"
+
+    def _index(self, canonical: str) -> int:
+        arch, _, recipe = canonical.rpartition(RECIPE_SEPARATOR)
+        return self.join(self.base.index(arch), recipe)
+
+    def all_archs(self) -> list[str]:
+        return [f"{arch}{RECIPE_SEPARATOR}{recipe}" for arch in self.base.all_archs() for recipe in self.recipes]
+
+    def param_choices(self) -> dict[str, tuple]:
+        return {**self.base.param_choices(), "recipe": self.recipes}
+
+    def _genes(self, canonical: str) -> list:
+        arch, _, recipe = canonical.rpartition(RECIPE_SEPARATOR)
+        return [*self.base._genes(arch), recipe]
+
+    def _from_genes(self, genes: Sequence) -> str:
+        return f"{self.base._from_genes(list(genes)[:-1])}{RECIPE_SEPARATOR}{list(genes)[-1]}"
+
+    def iso_key(self, arch) -> str:
+        base_arch, _, recipe = self.parse(arch).rpartition(RECIPE_SEPARATOR)
+        return f"{self.base.iso_key(base_arch)}{RECIPE_SEPARATOR}{recipe}"
+
 
 def get_space(name: str) -> Space:
+    if isinstance(name, str) and _RECIPES_TAG in name:  # a joint space, as a study records it
+        base, _, recipes = name.partition(_RECIPES_TAG)
+        return RecipeSpace(get_space(base), recipes.split(","))
     try:
         return SPACES[name.lower()]
     except (KeyError, AttributeError):

@@ -143,7 +143,11 @@ def cost_dataset_of(dataset: str | None) -> str:
 
 
 def space_costs(space: Space, dataset: str | None) -> dict[str, "np.ndarray"]:  # noqa: F821
-    """params / flops (millions) of every index of ``space``, as :func:`_attach_meta` gives tables."""
+    """params / flops (millions) of every index of ``space``, as :func:`_attach_meta` gives tables
+    (a joint architecture x recipe space: the architecture's, whatever the recipe)."""
+    base = getattr(space, "base", None)
+    if base is not None:
+        return {name: np.repeat(values, len(space.recipes)) for name, values in space_costs(base, dataset).items()}
     meta = tss_meta() if space is TSS else sss_meta()
     if meta is None:
         return {}

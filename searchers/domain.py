@@ -139,7 +139,13 @@ class Domain:
 
 
 def _iso_classes(space: Space) -> np.ndarray:
-    """Isomorphism class per index: TSS's shipped ``iso`` column; SSS has none (every index)."""
+    """Isomorphism class per index: TSS's shipped ``iso`` column; SSS has none (every index); a
+    joint architecture x recipe space: the architecture's class with the same recipe."""
+    base = getattr(space, "base", None)
+    if base is not None:
+        n = len(space.recipes)
+        index = np.arange(space.size)
+        return _iso_classes(base)[index // n] * n + index % n
     if space.name == "tss":
         from calnas.tables import tss_meta
 

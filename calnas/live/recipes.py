@@ -88,3 +88,36 @@ def recipe_help() -> str:
     parts = [f"{r.name}" if r.param is None else f"{r.name}[:{r.param.upper()}] (default {format_param(r.default)})"
              for r in RECIPES.values()]
     return "Training recipe: " + " | ".join(parts) + f". Default {DEFAULT_RECIPE} (docs/live.md, Training recipes)."
+
+
+# The small grid a joint architecture x recipe search (``calnas search --live --recipes``) tries
+# for a recipe named without its parameter: the default and one step either side (factor ~2-3),
+# so the search can tell whether more or less of the recipe helps without multiplying the space.
+SEARCH_GRID: dict[str, tuple[float, ...]] = {
+    "label-smoothing": (0.05, 0.1, 0.2),
+    "focal": (1.0, 3.0, 5.0),
+    "mixup": (0.1, 0.2, 0.4),
+    "margin": (0.03, 0.1, 0.3),
+}
+
+
+def expand_recipes(items) -> tuple[str, ...]:
+    """The recipes a joint search tries, canonical and in the order given: ``NAME:PARAM`` as is,
+    a bare ``NAME`` as its :data:`SEARCH_GRID` (its default alone when it has no grid)."""
+    if isinstance(items, str):
+        items = items.split(",")
+    out: list[str] = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        name, _ = parse_recipe(text)
+        if ":" in text or RECIPES[name].param is None:
+            chosen = [canonical_recipe(text)]
+        else:
+            chosen = [f"{name}:{format_param(v)}" for v in SEARCH_GRID.get(name, (RECIPES[name].default,))]
+        out.extend(r for r in chosen if r not in out)
+    if len(out) < 2:
+        raise UserError(f"a joint search needs at least two recipes, got {', '.join(out) or 'none'} "
+                        "(for one recipe use --recipe)")
+    return tuple(out)

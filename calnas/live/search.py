@@ -78,7 +78,8 @@ class LiveConfig:
     :class:`~calnas.live.protocol.Protocol` instead of the dataset's default (``epochs``,
     ``channels``, ``cells``, ``recipe``, ``optimizer``, ``lr`` still override it). ``recipe``:
     ``NAME[:PARAM]`` (:data:`calnas.live.recipes.RECIPES`; None: the protocol's, ``ce`` by
-    default); ``optimizer``: sgd | adam.
+    default); ``optimizer``: sgd | adam. ``recipes``: search over architecture x recipe instead
+    (``NAME`` stands for its small grid, ``NAME:PARAM`` for itself; :mod:`calnas.live.joint`).
     """
 
     dataset: str = "digits"
@@ -97,6 +98,7 @@ class LiveConfig:
     recipe: str | None = None
     optimizer: str | None = None
     lr: float | None = None
+    recipes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         # Frozen for hashing and pickling to workers; inputs are normalised once here.
@@ -113,6 +115,11 @@ class LiveConfig:
         elif isinstance(cache, (str, os.PathLike)):
             cache = (cache,)
         put("cache", tuple(str(c) for c in cache))
+        recipes = self.recipes
+        if isinstance(recipes, str):
+            recipes = recipes.split(",")
+        if recipes is not None:
+            put("recipes", tuple(str(r).strip() for r in recipes if str(r).strip()) or None)
         devices = self.devices
         if isinstance(devices, str):
             devices = [d for d in devices.split(",") if d.strip()]
@@ -155,6 +162,10 @@ def live_evaluator(config, objectives, constraints, dedupe: str | None, *, worke
     if dedupe not in DEDUPE_MODES:
         raise UserError(f"unknown dedupe mode {dedupe!r}; expected one of {', '.join(DEDUPE_MODES)}")
     spec = objectives_module.parse(objectives, live_columns("live training"), constraints)
+    if config.recipes is not None:
+        from calnas.live.joint import JointLiveEvaluator
+
+        return JointLiveEvaluator(config, spec, dedupe, pin_threads=workers > 1), spec
     return LiveEvaluator(config, spec, dedupe, pin_threads=workers > 1), spec
 
 
@@ -179,7 +190,7 @@ class LiveEvaluator(Evaluator):
     missing_mark = rec.INFEASIBLE
 
     def __init__(self, config: LiveConfig, spec, dedupe: str, *, stream: int = 0, pin_threads: bool = False,
-                 table_path: str | None = None):
+                 table_path: str | None = None, splits=None, prepared: tuple | None = None):
         from calnas.live.datasets import resolve_dataset
         from calnas.live.evaluate import make_protocol
         from calnas.searching import check_int
@@ -196,12 +207,15 @@ class LiveEvaluator(Evaluator):
             raise UserError(f"protocol is for {self.training.dataset} but dataset is {self.dataset}")
         self._record = protocol_record(self.training, self.space, self.seed)
         self.protocol = _identity(self._record)
-        self._splits_cache = None
+        self._splits_cache = splits  # given: data already loaded for the same protocol's splits
         if stream == 0:
             self._splits()  # the data's problems are one-line errors before a study or worker starts
         self._pin = pin_threads or stream > 0
         self._device_name = _device_for(config, stream)
-        self._candidates, self._costs, self._prechecked = _candidates(self.space, self.dataset, spec, dedupe)
+        # ``prepared``: (candidates, costs, prechecked) of another evaluator of the same space, dataset,
+        # constraints and dedupe (the recipes of a joint search), which do not depend on the protocol.
+        self._candidates, self._costs, self._prechecked = prepared or _candidates(self.space, self.dataset, spec,
+                                                                                  dedupe)
         self._caches = [_CacheTable(path, self.protocol) for path in config.cache]
         self._memory: dict[int, dict] = {}  # rows trained in this process
         self._diagrams: dict[int, dict] = {}  # their reliability-diagram data, as trial attributes
@@ -282,12 +296,21 @@ class LiveEvaluator(Evaluator):
         if chosen is None:
             return
         path = str(Path(chosen).expanduser().resolve())
-        TableFile.prepare(path, self._record)
+        self.use_table(path)
         if path != stored:
             notes[TABLE_NOTE] = path
             study.set_user_attr(rec.STUDY_ATTR, {**description, "notes": notes})
+
+    def use_table(self, path: str) -> None:
+        """Append to ``path`` (created, or checked to hold rows of this protocol)."""
+        TableFile.prepare(path, self._record)
         self.table_path = path
         self._table = TableFile(path)
+
+    def add_caches(self, paths) -> None:
+        """More tables of this protocol whose rows answer without training."""
+        self._caches.extend(_CacheTable(str(path), self.protocol) for path in paths)
+        self._reference = None
 
     def worker_factory(self, *, benchmark=None, data_dir=None):
         return functools.partial(_worker_evaluator, self.config, self.spec, self.dedupe, self.table_path)
