@@ -93,6 +93,28 @@ class Space:
     def all_archs(self) -> list[str]:
         return [self._arch(i) for i in range(self.size)]
 
+    @cached_property
+    def index_of_canonical(self) -> dict[str, int]:
+        """Canonical string -> index for the whole space: a column of strings already in canonical
+        form is parsed by one dictionary lookup each (only other spellings go through parse)."""
+        return {arch: i for i, arch in enumerate(self.all_archs())}
+
+    def parse_column(self, values) -> tuple[list[str], list[int]]:
+        """(canonical strings, indices) of a sequence of architecture strings or indices."""
+        lookup = self.index_of_canonical
+        if hasattr(values, "to_numpy"):  # pandas: plain objects iterate far faster than its arrays
+            values = values.to_numpy(dtype=object)
+        archs, indices = [], []
+        for value in values:
+            index = lookup.get(value) if isinstance(value, str) else None
+            if index is None:
+                canonical = self.parse(value)
+                index = lookup[canonical]
+                value = canonical
+            archs.append(value)
+            indices.append(index)
+        return archs, indices
+
     # -- isomorphism -------------------------------------------------------------------
     def iso_key(self, arch) -> str:
         """A key shared by architectures that compute the same function."""
@@ -202,6 +224,10 @@ class TopologySpace(Space):
 
     def all_archs(self) -> list[str]:
         return list(self._order[0])
+
+    @property
+    def index_of_canonical(self) -> dict[str, int]:
+        return self._order[1]
 
     def param_choices(self) -> dict[str, tuple]:
         return {f"edge_{s}_{t}": TSS_OPS for t, s in TSS_EDGES}

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calnas import embedded
+from calnas import embedded, table_cache
 from calnas.errors import UserError
 from calnas.files import check_input
 from calnas.spaces import SSS, TSS, Space, infer_space
@@ -235,10 +235,10 @@ def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = No
     if "arch" in frame.columns:
         space = infer_space(frame["arch"].head(20))
         try:
-            canonical = [space.parse(a) for a in frame["arch"]]
+            canonical, indices = space.parse_column(frame["arch"])
         except UserError as exc:
             raise UserError(f"{name}: {exc}") from None
-        indices = [space._index(a) for a in canonical]
+        indices = np.asarray(indices, dtype=np.int64)
         if "index" in frame.columns:
             given = _index_column(frame["index"], name)
             if (given != indices).any():
@@ -250,7 +250,7 @@ def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = No
         idx = _index_column(frame["index"], name)
         space = SSS if idx.max() >= TSS.size else TSS
         frame["index"] = idx
-        frame["arch"] = [space.arch(int(i)) for i in frame["index"]]
+        frame["arch"] = _archs_of(space, idx)
     if frame["index"].duplicated().any():
         dup = int(frame.loc[frame["index"].duplicated(), "index"].iloc[0])
         raise UserError(f"{name}: architecture {dup} appears twice")
@@ -258,7 +258,9 @@ def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = No
     # A metric that is +-inf is not a measurement: it counts as missing, like NaN, everywhere.
     numeric = [c for c in frame.columns if c not in IDENTITY_COLUMNS and frame[c].dtype.kind == "f"]
     if numeric:
-        frame[numeric] = frame[numeric].replace([np.inf, -np.inf], np.nan)
+        infinite = [c for c in numeric if np.isinf(frame[c].to_numpy()).any()]
+        if infinite:
+            frame[infinite] = frame[infinite].replace([np.inf, -np.inf], np.nan)
     if "acc" in frame.columns:
         acc = pd.to_numeric(frame["acc"], errors="coerce")
         outside = acc[(acc < 0.0) | (acc > 1.0)]
@@ -268,6 +270,18 @@ def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = No
     frame = _expand_iso_classes(frame, space)
     frame = _attach_meta(frame, space, dataset)
     return Table(name, space, dataset, frame, source=source)
+
+
+def _archs_of(space: Space, indices: np.ndarray) -> np.ndarray:
+    """The canonical strings of many indices at once."""
+    return _all_archs(space.name)[np.asarray(indices, dtype=np.int64)]
+
+
+@lru_cache(maxsize=None)
+def _all_archs(space_name: str) -> np.ndarray:
+    from calnas.spaces import get_space
+
+    return np.asarray(get_space(space_name).all_archs(), dtype=object)
 
 
 def _index_column(column: pd.Series, name: str) -> np.ndarray:
@@ -294,7 +308,7 @@ def _expand_iso_classes(frame: pd.DataFrame, space: Space) -> pd.DataFrame:
     members = meta_iso[meta_iso.isin(frame.index)]
     expanded = frame.drop(columns="arch").loc[members.to_numpy()].copy()
     expanded.index = members.index
-    expanded.insert(0, "arch", [TSS.arch(i) for i in members.index])
+    expanded.insert(0, "arch", _archs_of(TSS, members.index.to_numpy()))
     expanded["evaluated_index"] = members.to_numpy()
     return expanded
 
@@ -318,13 +332,24 @@ def load_csv(path: str | os.PathLike, *, dataset: str | None = None) -> Table:
     if path.is_dir():
         raise UserError(f"{str(path)!r} is a directory; expected a CSV file (a folder of tables is a data_dir)")
     check_input(path, "table file", "table")
+    dataset = dataset or _dataset_from_filename(path)
+    # Parsed once per file content (calnas.table_cache: on disk, and in memory per process); the
+    # cache holds plain data (the space by name), every caller gets a table of its own.
+    space_name, frame, source, info = table_cache.remember(path, dataset, lambda: _parse_csv(path, dataset))
+    from calnas.spaces import get_space
+
+    return Table(str(path), get_space(space_name), dataset, frame.copy(), source, dict(info))
+
+
+def _parse_csv(path: Path, dataset: str | None) -> tuple:
     try:
         frame = pd.read_csv(path, compression="infer")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError) as exc:
         raise UserError(f"cannot read {str(path)!r} as CSV ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
     if frame.empty:
         raise UserError(f"{str(path)!r} has no rows; expected a CSV in the published layout")
-    return table_from_frame(frame, name=str(path), dataset=dataset or _dataset_from_filename(path))
+    table = table_from_frame(frame, name=str(path), dataset=dataset)
+    return table.space.name, table.frame, table.source, table.info
 
 
 # --------------------------------------------------------------------------------------------
@@ -461,6 +486,53 @@ def _cached_embedded_accuracy(dataset: str) -> Table:
 @lru_cache(maxsize=None)
 def _cached_embedded_calibration(name: str) -> Table:
     return _embedded_calibration(_EMBEDDED_CALIBRATION[name], name)
+
+
+# The columns load_nats_bench gives a NATS-Bench table.
+NATS_BENCH_COLUMNS = ("acc", "params", "flops", "latency")
+
+
+def list_benchmarks(directory=None) -> list[dict]:
+    """What `calnas benchmarks` shows: the embedded tables (loaded; they are small and cached) and
+    the data directory's files described from their headers, without parsing them."""
+    rows = [describe(load_benchmark(name)) for name in embedded_benchmarks()]
+    for name, path in data_dir_benchmarks(data_dir(directory)).items():
+        rows.append(describe_file(name, path))
+    return rows
+
+
+def describe_file(name: str, path: Path) -> dict:
+    """:func:`describe`'s fields for a data-directory file, from its header and line count."""
+    nats_space = _looks_like_nats_bench(path)
+    if nats_space:
+        dataset = name.rpartition(":")[2]
+        return {"name": name, "space": nats_space, "dataset": dataset, "rows": None, "covers_space": None,
+                "source": "nats-bench", "metric_columns": list(NATS_BENCH_COLUMNS)}
+    check_input(path, "table file", "table")
+    import csv
+    import io
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            reader = csv.reader(text)
+            header = next(reader, None)
+            first = next(reader, None)
+            rows = (first is not None) + sum(1 for _ in reader)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"cannot read {str(path)!r} as CSV ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not header or first is None:
+        raise UserError(f"{str(path)!r} has no rows; expected a CSV in the published layout")
+    columns = dict(zip(header, first))
+    space = infer_space([columns["arch"]]) if "arch" in columns else TSS
+    dataset = _dataset_from_filename(path)
+    metrics = [c for c in header if c not in ("config", "index") and c not in IDENTITY_COLUMNS]
+    meta = tss_meta() if space is TSS else sss_meta()
+    costs = [] if meta is None else [c for c in ("params", "flops")
+                                     if c not in metrics and f"{c}_{cost_dataset_of(dataset)}" in meta.columns]
+    return {"name": name, "space": space.name, "dataset": dataset, "rows": rows,
+            "covers_space": rows == space.size, "source": "file", "metric_columns": metrics + costs}
 
 
 def describe(table: Table) -> dict:

@@ -12,6 +12,9 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Parsed tables go to a cache of this test run (inherited by the CLI subprocesses), never to the
+# user's ~/.cache (calnas.table_cache).
+os.environ.setdefault("CALNAS_CACHE_DIR", __import__("tempfile").mkdtemp(prefix="calnas-test-cache-"))
 SCHEMA_BINS = (5, 10, 15, 20, 25, 50, 100, 200, 500)
 
 

@@ -1,0 +1,99 @@
+"""Parsed tables are cached on disk by file content and in memory by (path, size, mtime)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from calnas import table_cache, tables
+from calnas.spaces import TSS
+from calnas.tables import load_csv
+from conftest import make_published_frame
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(table_cache.CACHE_ENV, str(folder))
+    table_cache._memory.clear()
+    yield folder / "tables"
+    table_cache._memory.clear()
+
+
+def _forbid_parsing(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(tables, "_parse_csv", refuse)
+
+
+def test_a_table_is_parsed_once_then_read_from_the_cache(tmp_path, cache, monkeypatch):
+    path = tmp_path / "cifar10_tss.csv"
+    make_published_frame(TSS, range(40)).to_csv(path, index=False)
+    first = load_csv(path)
+    assert len(list(cache.glob("*.pkl"))) == 1
+    table_cache._memory.clear()  # a new process: only the disk cache is left
+    with monkeypatch.context() as m:
+        _forbid_parsing(m)
+        again = load_csv(path)
+        third = load_csv(path)  # from memory
+    assert again.frame.equals(first.frame) and again.space is TSS and again.dataset == "cifar10"
+    again.frame.loc[again.frame.index[0], "acc"] = -1.0  # every caller owns its copy
+    assert third.frame["acc"].min() >= 0 and load_csv(path).frame["acc"].min() >= 0
+
+
+def test_an_edited_file_is_parsed_again_and_a_broken_entry_is_ignored(tmp_path, cache):
+    path = tmp_path / "cifar10_tss.csv"
+    make_published_frame(TSS, range(40)).to_csv(path, index=False)
+    load_csv(path)
+    make_published_frame(TSS, range(30), seed=1).to_csv(path, index=False)
+    os.utime(path, ns=(1, 1))  # even with the old mtime: the content decides
+    table_cache._memory.clear()
+    assert len(load_csv(path)) == 30 and len(list(cache.glob("*.pkl"))) == 2
+    for entry in cache.glob("*.pkl"):
+        entry.write_bytes(b"not a pickle")
+    table_cache._memory.clear()
+    assert len(load_csv(path)) == 30
+
+
+def test_no_cache_when_off_or_unwritable(tmp_path, monkeypatch):
+    path = tmp_path / "cifar10_tss.csv"
+    make_published_frame(TSS, range(10)).to_csv(path, index=False)
+    table_cache._memory.clear()
+    monkeypatch.setenv(table_cache.CACHE_ENV, "off")
+    assert table_cache.cache_dir() is None and len(load_csv(path)) == 10
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv(table_cache.CACHE_ENV, str(blocker))  # its "tables" folder cannot be made
+    table_cache._memory.clear()
+    assert len(load_csv(path)) == 10
+    table_cache._memory.clear()
+
+
+def test_a_bad_table_is_still_one_error_and_not_cached(tmp_path, cache):
+    from calnas.errors import UserError
+
+    path = tmp_path / "cifar10_tss.csv"
+    path.write_text("config,arch,acc\n0,|bogus~0|,0.5\n")
+    with pytest.raises(UserError, match="bogus"):
+        load_csv(path)
+    assert not cache.exists() or not list(cache.glob("*.pkl"))
+
+
+@pytest.mark.parametrize("name", ["cifar10_tss.csv", "cifar100_sss.csv.gz", "imagenet_tss.csv"])
+def test_benchmarks_are_listed_from_headers_as_loading_would_describe_them(tmp_path, cache, monkeypatch, name):
+    from calnas.spaces import SSS
+    from calnas.tables import describe, list_benchmarks, load_benchmark
+
+    space = SSS if "sss" in name else TSS
+    frame = make_published_frame(space, range(0, 3000, 7))
+    frame.to_csv(tmp_path / name, index=False, compression="infer")
+    key = name.split(".")[0]
+    expected = describe(load_benchmark(key, data_dir_path=tmp_path))
+    table_cache._memory.clear()
+    with monkeypatch.context() as m:
+        _forbid_parsing(m)
+        listed = {row["name"]: row for row in list_benchmarks(tmp_path)}
+    assert listed[key] == expected
+    assert "digits-tss" in listed and listed["digits-tss"]["rows"] == TSS.size
