@@ -14,8 +14,8 @@ from __future__ import annotations
 import gzip
 import os
 import stat
-import struct
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,22 +36,45 @@ def _size_text(n: int) -> str:
     return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / 1024**2:.1f} MiB" if n >= 1024**2 else f"{n} bytes"
 
 
-def _uncompressed_size(path: Path, size: int) -> int:
-    """What reading the file will produce: the gzip trailer's size (exact below 4 GiB, and a gzip
-    file that large is refused by its own size) or a zip's members, else the file's size."""
+def _uncompressed_size(path: Path, size: int, limit: int) -> int:
+    """What reading the file will produce (counted up to just past ``limit``): a gzip file's
+    decompressed bytes, a zip's members, else the file's size. A gzip file is decompressed to count
+    rather than trusting its trailer, which holds the size modulo 4 GiB and only for the last of
+    several members: a 5 GiB table must not pass as 1 GiB."""
     name = path.name.lower()
     try:
         if name.endswith(".gz") and size >= 18:
             with open(path, "rb") as fh:
                 if fh.read(2) == b"\x1f\x8b":
-                    fh.seek(-4, os.SEEK_END)
-                    return max(size, struct.unpack("<I", fh.read(4))[0])
+                    fh.seek(0)
+                    return max(size, _gzip_size(fh, limit))
         if name.endswith((".zip", ".npz")) and zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
                 return max(size, sum(info.file_size for info in zf.infolist()))
-    except (OSError, zipfile.BadZipFile, gzip.BadGzipFile):
+    except (OSError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error):
         pass  # unreadable: the reader says so in its own words
     return size
+
+
+def _gzip_size(fh, limit: int) -> int:
+    """Decompressed bytes of every gzip member of ``fh``, stopping once past ``limit``."""
+    total = 0
+    inflater = zlib.decompressobj(wbits=31)
+    while total <= limit:
+        block = fh.read(1 << 20)
+        if not block:
+            break
+        while block and total <= limit:
+            # bounded output per call: a small block of a bomb never expands all at once
+            total += len(inflater.decompress(block, 1 << 24))
+            block = inflater.unconsumed_tail
+            if inflater.eof:  # the next member (concatenated gzip files read as one)
+                rest = inflater.unused_data + block
+                inflater = zlib.decompressobj(wbits=31)
+                block = rest
+                if not rest:
+                    break
+    return total
 
 
 def check_input(path, what: str, kind: str) -> Path:
@@ -69,7 +92,7 @@ def check_input(path, what: str, kind: str) -> Path:
     if not stat.S_ISREG(info.st_mode):
         raise UserError(f"{what} {str(path)!r} is not a regular file (a device or a pipe?); expected a file")
     limit = MAX_BYTES[kind]
-    size = info.st_size if info.st_size > limit else _uncompressed_size(path, info.st_size)
+    size = info.st_size if info.st_size > limit else _uncompressed_size(path, info.st_size, limit)
     if size > limit:
         raise UserError(f"{what} {str(path)!r} holds {_size_text(size)}; calnas reads at most "
                         f"{_size_text(limit)} for a {kind} file")

@@ -279,3 +279,20 @@ def test_the_installed_entry_point_behaves_the_same(run_cli, tmp_path):
         proc = run_cli(*args)
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+
+
+def test_a_gzip_table_is_measured_by_decompressing_not_by_its_wrapping_trailer(tmp_path, monkeypatch):
+    """The trailer holds the size modulo 4 GiB (and only the last member's): count instead."""
+    import gzip
+
+    from calnas import files
+    from calnas.errors import UserError
+
+    path = tmp_path / "cifar10_tss.csv.gz"
+    member = gzip.compress(b"config,arch,acc\n" + b"0," * 200_000)
+    path.write_bytes(member + member)  # two members, each under the limit, together over it
+    monkeypatch.setitem(files.MAX_BYTES, "table", 600_000)
+    with pytest.raises(UserError, match="calnas reads at most"):
+        files.check_input(path, "table file", "table")
+    monkeypatch.setitem(files.MAX_BYTES, "table", 900_000)
+    assert files.check_input(path, "table file", "table") == path
