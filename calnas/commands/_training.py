@@ -14,7 +14,8 @@ DATASET_HELP = ("digits (default) | cifar10 | cifar100 | imagenet16-120 | PATH.n
                 "x_test, y_test; docs/live.md).")
 
 # Flag name (= config key) -> default, for the options every training command takes.
-DEFAULTS = {"dataset": DATASET_DEFAULT, "data-root": None, "epochs": None, "channels": None, "cells": None}
+DEFAULTS = {"dataset": DATASET_DEFAULT, "data-root": None, "epochs": None, "channels": None, "cells": None,
+            "recipe": None, "optimizer": None, "lr": None}
 
 
 def dataset_option():
@@ -35,6 +36,20 @@ def channels_option():
 
 def cells_option():
     return typer.Option(None, "--cells", "-N", help="TSS cells per stage N (default: the protocol's).")
+
+
+def recipe_option():
+    from calnas.live.recipes import recipe_help
+
+    return typer.Option(None, "--recipe", help=recipe_help())
+
+
+def optimizer_option():
+    return typer.Option(None, "--optimizer", help="sgd | adam (default: the protocol's, sgd; adam ignores momentum/Nesterov).")
+
+
+def lr_option():
+    return typer.Option(None, "--lr", help="Peak learning rate of the cosine schedule (default: the protocol's).")
 
 
 def device_option(default: str):

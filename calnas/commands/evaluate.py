@@ -31,6 +31,9 @@ def evaluate_cmd(
     nats_path: Optional[Path] = typer.Option(None, "--nats-path", help="Live: NATS-Bench archive directory (for --weights nats)."),
     channels: Optional[int] = _training.channels_option(),
     cells: Optional[int] = _training.cells_option(),
+    recipe: Optional[str] = _training.recipe_option(),
+    optimizer: Optional[str] = _training.optimizer_option(),
+    lr: Optional[float] = _training.lr_option(),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Live: write a reliability diagram here (.png, .pdf or .svg)."),
     track: bool = typer.Option(False, "--track", help="Live: record validation accuracy, ECE, NLL, mean margin and loss sharpness "
                                "at initialisation and after every epoch (the record's trajectory; docs/live.md)."),
@@ -56,11 +59,15 @@ def evaluate_cmd(
             check_figure_path(plot_trajectory, "--plot-trajectory")
         _evaluate_live(arch, dataset=dataset or _training.DATASET_DEFAULT, data_root=data_root, epochs=epochs, device=device, seed=seed,
                        space=space, weights=weights, nats_path=nats_path, channels=channels, cells=cells,
+                       recipe=recipe, optimizer=optimizer, lr=lr,
                        as_json=as_json, plot=plot, track=track or plot_trajectory is not None,
                        plot_trajectory=plot_trajectory, certainty=certainty)
         return
     if plot is not None:
         raise UserError("--plot needs --live (tables hold metrics, not predictions)")
+    for flag, value in (("--recipe", recipe), ("--optimizer", optimizer), ("--lr", lr)):
+        if value is not None:
+            raise UserError(f"{flag} applies to live training; add --live (a table's rows are already trained)")
     for flag, given in (("--track", track), ("--plot-trajectory", plot_trajectory is not None),
                         ("--certainty", certainty)):
         if given:

@@ -22,9 +22,10 @@ LIVE_DEFAULTS = {**_training.DEFAULTS, "space": "tss", "train-seed": 0, "device"
                  "table-out": None, "cache": []}
 DEFAULTS.update({"live": False, **LIVE_DEFAULTS})
 _INT_KEYS = ("budget", "seed", "workers", "epochs", "channels", "cells", "train-seed")
+_NUMBER_KEYS = ("lr",)
 _BOOL_KEYS = ("json", "no-plot", "live")
 _STR_KEYS = ("searcher", "benchmark", "data-dir", "dedupe", "out", "storage", "study-name", "dataset", "data-root",
-             "space", "device", "devices", "table-out")
+             "space", "device", "devices", "table-out", "recipe", "optimizer")
 # Library parameter names -> the flags that set them, for error messages.
 FLAGS = {"budget": "--budget", "seed": "--seed", "workers": "--workers", "study_name": "--study-name",
          "storage": "--storage", "dedupe": "--dedupe", "objectives": "--objective", "constraints": "--constraint",
@@ -96,6 +97,9 @@ def search_cmd(
     epochs: Optional[int] = _training.epochs_option(),
     channels: Optional[int] = _training.channels_option(),
     cells: Optional[int] = _training.cells_option(),
+    recipe: Optional[str] = _training.recipe_option(),
+    optimizer: Optional[str] = _training.optimizer_option(),
+    lr: Optional[float] = _training.lr_option(),
     train_seed: Optional[int] = typer.Option(
         None, "--train-seed", min=0, help="Live: seed of the data split and of every training (default 0; --seed is the search's)."),
     device: Optional[str] = typer.Option(None, "--device", help="Live: auto (default) | cpu | cuda."),
@@ -112,7 +116,8 @@ def search_cmd(
              "seed": seed, "benchmark": benchmark, "data-dir": data_dir, "dedupe": dedupe, "out": out,
              "json": as_json or None, "no-plot": no_plot or None, "storage": storage, "study-name": study_name,
              "workers": workers, "live": live or None, "dataset": dataset, "data-root": data_root, "space": space,
-             "epochs": epochs, "channels": channels, "cells": cells, "train-seed": train_seed, "device": device,
+             "epochs": epochs, "channels": channels, "cells": cells, "recipe": recipe, "optimizer": optimizer,
+             "lr": lr, "train-seed": train_seed, "device": device,
              "devices": devices, "table-out": table_out, "cache": cache or None}  # left out: the config's value
     config_values = _read_config(config) if config else {}
     options = _merge(given, config_values)
@@ -168,6 +173,7 @@ def _live_config(options: dict, given: dict, config: dict, out_dir: Path):
     cache = options["cache"]
     return LiveConfig(dataset=options["dataset"], space=options["space"], data_root=options["data-root"],
                       epochs=options["epochs"], channels=options["channels"], cells=options["cells"],
+                      recipe=options["recipe"], optimizer=options["optimizer"], lr=options["lr"],
                       seed=options["train-seed"], device=options["device"], devices=options["devices"],
                       table_out=options["table-out"], cache=[cache] if isinstance(cache, (str, Path)) else cache,
                       table_default=out_dir / TABLE_NAME)
@@ -221,6 +227,8 @@ def _read_config(path: Path) -> dict:
                 raise UserError(f"config {str(path)!r}: {raw_key} must be a string or a list of strings")
         elif key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
             raise UserError(f"config {str(path)!r}: {raw_key} must be an integer, got {value!r}")
+        elif key in _NUMBER_KEYS and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise UserError(f"config {str(path)!r}: {raw_key} must be a number, got {value!r}")
         elif key in _BOOL_KEYS and not isinstance(value, bool):
             raise UserError(f"config {str(path)!r}: {raw_key} must be true or false")
         elif key == "devices" and isinstance(value, list):

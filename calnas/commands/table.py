@@ -33,6 +33,9 @@ def build_cmd(
     epochs: Optional[int] = _training.epochs_option(),
     channels: Optional[int] = _training.channels_option(),
     cells: Optional[int] = _training.cells_option(),
+    recipe: Optional[str] = _training.recipe_option(),
+    optimizer: Optional[str] = _training.optimizer_option(),
+    lr: Optional[float] = _training.lr_option(),
     seed: int = typer.Option(0, "--seed", help="Seed for the data split and every architecture's training."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N architectures of the fixed seeded order."),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: build only the I-th of N disjoint parts (1 <= I <= N)."),
@@ -56,7 +59,8 @@ def build_cmd(
 
     space_obj = get_space(space)
     key, data_root = resolve_dataset(dataset or _training.DATASET_DEFAULT, data_root)
-    protocol = make_protocol(space_obj, key, epochs=epochs, channels=channels, cells=cells)
+    protocol = make_protocol(space_obj, key, epochs=epochs, channels=channels, cells=cells, recipe=recipe,
+                             optimizer=optimizer, lr=lr)
     if key != "digits" and not is_npz_key(key):
         from calnas.live.datasets import require_root
 

@@ -93,6 +93,9 @@ def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int 
     if weights == "nats":
         from calnas.live.weights import check_nats_request
 
+        for name, value in (("recipe", recipe), ("optimizer", optimizer), ("lr", lr)):
+            if value is not None:
+                raise UserError(f"{name} applies to training; NATS-Bench weights (--weights nats) are loaded, not trained")
         check_nats_request(key, nats_path)
     splits = load_protocol_splits(proto, data_root=data_root, seed=seed)  # before torch: data errors come fast
     torch_device = resolve_device(device)
