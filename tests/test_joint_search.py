@@ -143,3 +143,22 @@ def test_a_recipe_table_from_a_joint_search_answers_as_a_cache(tmp_path, live):
 def test_recipe_and_recipes_exclude_each_other(live):
     with pytest.raises(UserError, match="exclude each other"):
         live.search(objectives="acc,ece", budget=2, live=live.LiveConfig(**TINY, recipe="focal", recipes="ce,focal"))
+
+
+def test_cli_joint_search_writes_recipes_in_the_front_and_refuses_bad_combinations(tmp_path, run_cli, live):
+    flags = ["--epochs", "1", "--channels", "4", "--cells", "1"]
+    done = run_cli("search", "--live", "--recipes", "ce,label-smoothing:0.1", "--objective", "acc,ece", "--budget", "3",
+                   "--seed", "1", *flags, "--out", tmp_path / "a", "--no-plot", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert sorted(summary["recipe_tables"]) == ["ce", "label-smoothing:0.1"]
+    front = pd.read_csv(tmp_path / "a" / "front.csv")
+    assert set(front["recipe"]) <= {"ce", "label-smoothing:0.1"} and len(front) >= 1
+    assert (tmp_path / "a" / "table.ce.csv").exists() and (tmp_path / "a" / "table.label-smoothing-0.1.csv").exists()
+    for bad, message in ((["--live", "--recipes", "ce,focal", "--recipe", "focal"], "exclude each other"),
+                         (["--recipes", "ce,focal"], "applies to live searches"),
+                         (["--live", "--recipes", "ce,nope"], "unknown recipe"),
+                         (["--live", "--recipes", "focal:3"], "at least two recipes")):
+        proc = run_cli("search", *bad, "--budget", "2", *flags, "--out", tmp_path / "x", "--no-plot")
+        assert proc.returncode == 2 and proc.stderr.startswith("error:") and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1

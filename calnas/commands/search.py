@@ -19,13 +19,13 @@ DEFAULTS = {"objective": ["acc,ece"], "constraint": [], "budget": 500, "searcher
             "storage": None, "study-name": None, "workers": 1}
 # Live search: --live and the training options (shared with evaluate --live and table build).
 LIVE_DEFAULTS = {**_training.DEFAULTS, "space": "tss", "train-seed": 0, "device": "auto", "devices": None,
-                 "table-out": None, "cache": []}
+                 "table-out": None, "cache": [], "recipes": None}
 DEFAULTS.update({"live": False, **LIVE_DEFAULTS})
 _INT_KEYS = ("budget", "seed", "workers", "epochs", "channels", "cells", "train-seed")
 _NUMBER_KEYS = ("lr",)
 _BOOL_KEYS = ("json", "no-plot", "live")
 _STR_KEYS = ("searcher", "benchmark", "data-dir", "dedupe", "out", "storage", "study-name", "dataset", "data-root",
-             "space", "device", "devices", "table-out", "recipe", "optimizer")
+             "space", "device", "devices", "table-out", "recipe", "optimizer", "recipes")
 # Library parameter names -> the flags that set them, for error messages.
 FLAGS = {"budget": "--budget", "seed": "--seed", "workers": "--workers", "study_name": "--study-name",
          "storage": "--storage", "dedupe": "--dedupe", "objectives": "--objective", "constraints": "--constraint",
@@ -57,6 +57,8 @@ OUT/table.csv) that `calnas search --benchmark` can search later and that a resu
 search reads before training anything. Constraints on params/FLOPs are checked before training.
 Each trained architecture keeps its test split's reliability-diagram data in the study, and
 reliability.png shows the diagrams (before and after temperature scaling) of the front members.
+--recipes searches architecture x training recipe (the budget counts distinct pairs; front.csv
+and trials.csv gain a recipe column; each recipe appends to its own table, OUT/table.RECIPE.csv).
 """
 
 
@@ -98,6 +100,9 @@ def search_cmd(
     channels: Optional[int] = _training.channels_option(),
     cells: Optional[int] = _training.cells_option(),
     recipe: Optional[str] = _training.recipe_option(),
+    recipes: Optional[str] = typer.Option(
+        None, "--recipes", help="Live: search architecture x training recipe, e.g. ce,mixup,focal,label-smoothing,margin "
+                                "(a NAME tries its small grid, NAME:PARAM itself; docs/live.md, Joint search)."),
     optimizer: Optional[str] = _training.optimizer_option(),
     lr: Optional[float] = _training.lr_option(),
     train_seed: Optional[int] = typer.Option(
@@ -117,6 +122,7 @@ def search_cmd(
              "json": as_json or None, "no-plot": no_plot or None, "storage": storage, "study-name": study_name,
              "workers": workers, "live": live or None, "dataset": dataset, "data-root": data_root, "space": space,
              "epochs": epochs, "channels": channels, "cells": cells, "recipe": recipe, "optimizer": optimizer,
+             "recipes": recipes,
              "lr": lr, "train-seed": train_seed, "device": device,
              "devices": devices, "table-out": table_out, "cache": cache or None}  # left out: the config's value
     config_values = _read_config(config) if config else {}
@@ -174,6 +180,7 @@ def _live_config(options: dict, given: dict, config: dict, out_dir: Path):
     return LiveConfig(dataset=options["dataset"], space=options["space"], data_root=options["data-root"],
                       epochs=options["epochs"], channels=options["channels"], cells=options["cells"],
                       recipe=options["recipe"], optimizer=options["optimizer"], lr=options["lr"],
+                      recipes=options["recipes"],
                       seed=options["train-seed"], device=options["device"], devices=options["devices"],
                       table_out=options["table-out"], cache=[cache] if isinstance(cache, (str, Path)) else cache,
                       table_default=out_dir / TABLE_NAME)
