@@ -270,6 +270,10 @@ def test_records_rows_and_protocol_json_carry_the_recipe(tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 1 and rows[0]["recipe"] == "focal:2"
     assert json.loads(out.with_name("b.csv.protocol.json").read_text())["protocol"]["recipe"] == "focal:2"
+    from calnas.live.ship import read_build, ship_table
+
+    ship_table(out, tmp_path / "b.csv.gz")  # the text column ships as it is
+    assert read_build(out)["recipe"].tolist() == ["focal:2"]
     with pytest.raises(UserError, match="different protocol"):
         build_table(space=TSS, protocol=TINY, out=out, limit=2, resume=True)
 
