@@ -186,7 +186,8 @@ class TrajectoryTracker:
 
         start = _time()
         cpu_state = torch.get_rng_state()
-        cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        # Only a CUDA that is in use has RNG state to keep (asking would initialise an unused one).
+        cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         was_training = model.training
         try:
             model.eval()
