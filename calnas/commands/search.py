@@ -371,6 +371,9 @@ def _front_table(result):
     table.add_column("rank", justify="right")
     table.add_column("arch", overflow="fold")
     table.add_column("index", justify="right")
+    joint = "recipe" in result.front.columns  # an architecture x recipe search
+    if joint:
+        table.add_column("recipe")
     for obj in objectives:
         arrow = "↑" if obj["direction"] == "maximize" else "↓"
         header = obj["name"] if not obj["column"] or obj["column"] == obj["name"] else f"{obj['name']}\n{obj['column']}"
@@ -380,7 +383,7 @@ def _front_table(result):
         table.add_column("constraints")
     for row in result.front.itertuples(index=False):
         record = row._asdict()
-        cells = [str(record["rank"]), record["arch"], str(record["index"])]
+        cells = [str(record["rank"]), record["arch"], str(record["index"])] + ([record["recipe"]] if joint else [])
         cells += [fmt(float(getattr(row, _attr(result.front, o["name"])))) for o in objectives]
         if constraints:
             cells.append("met" if record["feasible"] else "[red]violated[/red]")
@@ -415,7 +418,10 @@ def _summary_line(result, out_dir: Path) -> str:
     if check:
         parts.append(f"{', '.join(check['constraints'])} excluded {check['excluded']} architectures before training "
                      f"({info['proposals'].get('infeasible_untrained', 0)} such proposals answered untrained)")
-    if info.get("table_out"):
+    if info.get("recipe_tables"):
+        folder = Path(next(iter(info["recipe_tables"].values()))).parent
+        parts.append(f"{len(info['recipe_tables'])} recipe tables in {folder}")
+    elif info.get("table_out"):
         parts.append(f"table file {info['table_out']}")
     return "; ".join(parts) + f"\nfiles in {out_dir}"
 
