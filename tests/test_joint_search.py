@@ -123,6 +123,7 @@ def TSS_iso(index: int) -> int:
     return tss_iso(int(index))
 
 
+@pytest.mark.slow
 def test_a_recipe_table_from_a_joint_search_answers_as_a_cache(tmp_path, live):
     from calnas.live.joint import recipe_table_path
 
