@@ -26,7 +26,8 @@ from calnas import record as rec
 from calnas.errors import UserError
 from calnas.evaluators import Candidates, Evaluation, Evaluator
 from calnas.live.recipes import expand_recipes
-from calnas.live.search import HEARTBEAT_S, STALE_S, TABLE_NOTE, LiveConfig, LiveEvaluator, _identity
+from calnas.live.search import (HEARTBEAT_S, STALE_S, TABLE_NOTE, LiveConfig, LiveEvaluator, _identity,
+                                chosen_table, set_notes)
 from calnas.spaces import RECIPE_SEPARATOR, RecipeSpace, get_space
 
 RECIPE_TABLES_NOTE = "recipe_tables"  # the study's note (and summary key): recipe -> its table file
@@ -104,21 +105,14 @@ class JointLiveEvaluator(Evaluator):
         return out
 
     def attach(self, study) -> None:
-        description = dict(study.user_attrs.get(rec.STUDY_ATTR) or {})
-        notes = dict(description.get("notes") or {})
-        stored = notes.get(TABLE_NOTE)
-        chosen = self.config.table_out or stored or self.config.table_default
-        if chosen is None:
+        base, notes = chosen_table(study, self.config)
+        if base is None:
             return
-        base = str(Path(chosen).expanduser().resolve())
         tables = {}
         for recipe, part in self.parts.items():
             tables[recipe] = str(recipe_table_path(base, recipe))
             part.use_table(tables[recipe])
-        if base != stored or notes.get(RECIPE_TABLES_NOTE) != tables:
-            notes[TABLE_NOTE] = base
-            notes[RECIPE_TABLES_NOTE] = tables
-            study.set_user_attr(rec.STUDY_ATTR, {**description, "notes": notes})
+        set_notes(study, notes, **{TABLE_NOTE: base, RECIPE_TABLES_NOTE: tables})
 
     @property
     def table_path(self) -> str | None:

@@ -289,17 +289,11 @@ class LiveEvaluator(Evaluator):
         return out
 
     def attach(self, study) -> None:
-        description = dict(study.user_attrs.get(rec.STUDY_ATTR) or {})
-        notes = dict(description.get("notes") or {})
-        stored = notes.get(TABLE_NOTE)
-        chosen = self.config.table_out or stored or self.config.table_default
-        if chosen is None:
+        path, notes = chosen_table(study, self.config)
+        if path is None:
             return
-        path = str(Path(chosen).expanduser().resolve())
         self.use_table(path)
-        if path != stored:
-            notes[TABLE_NOTE] = path
-            study.set_user_attr(rec.STUDY_ATTR, {**description, "notes": notes})
+        set_notes(study, notes, **{TABLE_NOTE: path})
 
     def use_table(self, path: str) -> None:
         """Append to ``path`` (created, or checked to hold rows of this protocol)."""
@@ -400,6 +394,23 @@ class LiveEvaluator(Evaluator):
     def _reference_name(self) -> str | None:
         evaluator = self._reference_evaluator()
         return None if evaluator is None else evaluator.name
+
+
+def chosen_table(study, config: LiveConfig) -> tuple[str | None, dict]:
+    """(the table file a live search appends to, the study's notes): the configured file, else
+    the one the stored study already uses, else the default; None when there is none."""
+    description = dict(study.user_attrs.get(rec.STUDY_ATTR) or {})
+    notes = dict(description.get("notes") or {})
+    chosen = config.table_out or notes.get(TABLE_NOTE) or config.table_default
+    return (None if chosen is None else str(Path(chosen).expanduser().resolve())), notes
+
+
+def set_notes(study, notes: dict, **changes) -> None:
+    """Store ``changes`` in the study's notes (one write, only when something changed)."""
+    if all(notes.get(key) == value for key, value in changes.items()):
+        return
+    description = dict(study.user_attrs.get(rec.STUDY_ATTR) or {})
+    study.set_user_attr(rec.STUDY_ATTR, {**description, "notes": {**notes, **changes}})
 
 
 def _worker_evaluator(config, spec, dedupe, table_path, *, stream: int) -> LiveEvaluator:
