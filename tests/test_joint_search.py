@@ -25,6 +25,10 @@ def test_recipe_names_expand_to_their_grid_and_explicit_parameters_stand_alone()
         assert RECIPES[name].default in grid
     with pytest.raises(UserError, match="at least two recipes"):
         expand_recipes("ce")
+    with pytest.raises(UserError, match="at least two recipes"):
+        expand_recipes("focal:0,focal:-0")  # one recipe, spelled twice
+    with pytest.raises(UserError, match="at least two recipes"):
+        expand_recipes(",,,")
     with pytest.raises(UserError, match="unknown recipe"):
         expand_recipes("ce,mixupp")
     with pytest.raises(UserError, match="alpha must satisfy"):
@@ -159,7 +163,8 @@ def test_cli_joint_search_writes_recipes_in_the_front_and_refuses_bad_combinatio
     for bad, message in ((["--live", "--recipes", "ce,focal", "--recipe", "focal"], "exclude each other"),
                          (["--recipes", "ce,focal"], "applies to live searches"),
                          (["--live", "--recipes", "ce,nope"], "unknown recipe"),
-                         (["--live", "--recipes", "focal:3"], "at least two recipes")):
+                         (["--live", "--recipes", "focal:3"], "at least two recipes"),
+                         (["--live", "--recipes", ",,,"], "at least two recipes")):
         proc = run_cli("search", *bad, "--budget", "2", *flags, "--out", tmp_path / "x", "--no-plot")
         assert proc.returncode == 2 and proc.stderr.startswith("error:") and message in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1

@@ -47,7 +47,7 @@ DEFAULT_RECIPE = "ce"
 
 def format_param(value: float) -> str:
     """The shortest text that reads back as the same float, without a trailing '.0' (3, 0.1, 1e-05)."""
-    text = repr(float(value))
+    text = repr(float(value) + 0.0)  # + 0.0 turns -0.0 into 0.0: one spelling per value
     return text[:-2] if text.endswith(".0") else text
 
 

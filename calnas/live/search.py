@@ -119,7 +119,8 @@ class LiveConfig:
         if isinstance(recipes, str):
             recipes = recipes.split(",")
         if recipes is not None:
-            put("recipes", tuple(str(r).strip() for r in recipes if str(r).strip()) or None)
+            # given but empty stays empty (not None), so the joint search refuses it in one line
+            put("recipes", tuple(str(r).strip() for r in recipes if str(r).strip()))
         devices = self.devices
         if isinstance(devices, str):
             devices = [d for d in devices.split(",") if d.strip()]
