@@ -35,10 +35,13 @@ def flag_names(flags: dict[str, str]):
     try:
         yield
     except UserError as exc:
-        text = str(exc)
+        text = original = str(exc)
         for param, flag in flags.items():
             if text.startswith(f"{param} ") or text.startswith(f"{param}="):
-                raise UserError(flag + text[len(param):]) from None
+                text = flag + text[len(param):]
+            text = text.replace(f"another {param}", f"another {flag}")  # "... use another study_name"
+        if text != original:
+            raise UserError(text) from None
         raise
 
 
