@@ -109,6 +109,11 @@ def test_a_joint_search_trains_pairs_resumes_and_its_front_shows_recipes(tmp_pat
         assert sorted(table["index"]) == sorted(set(TSS_iso(i) for i in mine["index"]))
         rows += len(table)
     assert rows == 7
+    # every front member was trained by this study: its reliability diagrams are there, by (arch, recipe)
+    space = get_space(result.info["space"])
+    keys = [space.join(i, r) for i, r in zip(front["index"], front["recipe"])]
+    assert list(result.reliability_diagrams()) == keys
+    assert result.plot_reliability() is not None
     assert result.info["recipe_tables"]["ce"] == str(recipe_table_path(tmp_path / "t.csv", "ce"))
     # the stored study alone rebuilds the same result (calnas show)
     import optuna
