@@ -71,17 +71,16 @@ def store(key: str, value) -> None:
     folder = cache_dir()
     if folder is None:
         return
+    temporary = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".partial-", suffix=".pkl", delete=False) as fh:
-            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
             temporary = fh.name
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(temporary, folder / f"{key}.pkl")
     except OSError:  # a read-only or full disk: no caching, the table itself is fine
-        try:
-            os.unlink(temporary)
-        except (OSError, UnboundLocalError):
-            pass
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
 
 
 def remember(path: Path, dataset: str | None, parse):

@@ -32,7 +32,7 @@ import pandas as pd
 from calnas import embedded, table_cache
 from calnas.errors import UserError
 from calnas.files import check_input
-from calnas.spaces import SSS, TSS, Space, infer_space
+from calnas.spaces import SSS, TSS, Space, get_space, infer_space
 
 DATA_DIR_ENV = "CALNAS_DATA_DIR"
 
@@ -279,8 +279,6 @@ def _archs_of(space: Space, indices: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def _all_archs(space_name: str) -> np.ndarray:
-    from calnas.spaces import get_space
-
     return np.asarray(get_space(space_name).all_archs(), dtype=object)
 
 
@@ -336,8 +334,6 @@ def load_csv(path: str | os.PathLike, *, dataset: str | None = None) -> Table:
     # Parsed once per file content (calnas.table_cache: on disk, and in memory per process); the
     # cache holds plain data (the space by name), every caller gets a table of its own.
     space_name, frame, source, info = table_cache.remember(path, dataset, lambda: _parse_csv(path, dataset))
-    from calnas.spaces import get_space
-
     return Table(str(path), get_space(space_name), dataset, frame.copy(), source, dict(info))
 
 
