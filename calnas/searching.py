@@ -113,9 +113,9 @@ class SearchResult:
             self.plot(paths["plot"])
             paths["hypervolume_plot"] = out / FIGURE_FILES["hypervolume_plot"]
             self.plot_hypervolume(paths["hypervolume_plot"])
-            if self.reliability_diagrams():
-                paths["reliability_plot"] = out / FIGURE_FILES["reliability_plot"]
-                self.plot_reliability(paths["reliability_plot"])
+            reliability = out / FIGURE_FILES["reliability_plot"]
+            if self.plot_reliability(reliability) is not None:  # a live search's trained front members
+                paths["reliability_plot"] = reliability
         for key, name in FIGURE_FILES.items():
             if key not in paths:  # an earlier run's figure would stand beside results it does not show
                 (out / name).unlink(missing_ok=True)
