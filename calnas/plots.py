@@ -1,57 +1,94 @@
-"""Figures of search results (matplotlib's object-oriented API with the Agg canvas: no pyplot, no
-GUI backend, no global state), imported only when a figure is drawn."""
+"""Figures of search results.
+
+A search's figures are described once, as a :class:`FigureSpec` (panels of series with labels),
+and drawn by two renderers: :func:`to_matplotlib` (a Figure, for notebooks and the Python API:
+matplotlib's object-oriented API with the Agg canvas, no pyplot, no global state) and
+:mod:`calnas.raster` (the PNG files a search writes, drawn with Pillow: matplotlib's import and
+layout cost more than a whole 500-evaluation table search). Reliability grids are matplotlib
+only. matplotlib is imported only when a Figure is asked for."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
 
-def pareto_figure(result):
+# What each kind of series looks like, for both renderers (matplotlib here, Pillow in
+# calnas.raster): colour (grey level or RGB hex), marker size in points squared as matplotlib's
+# ``s``, hollow or filled, and drawing order.
+STYLES = {
+    "trials": {"color": "#a6a6a6", "size": 9, "marker": "o", "zorder": 1},
+    "infeasible": {"color": "#d9d9d9", "size": 9, "marker": "x", "zorder": 1},
+    "true": {"color": "#000000", "size": 42, "marker": "o", "hollow": True, "zorder": 2},
+    "found": {"color": "#ff7f0e", "size": 16, "marker": "o", "zorder": 3},
+    "curve": {"color": "#ff7f0e", "zorder": 3},
+    "true_level": {"color": "#000000", "dashed": True, "zorder": 2},
+}
+DPI = 110
+
+
+@dataclass
+class Series:
+    kind: str  # "points", "step" (drawn post-wise) or "level" (a horizontal line at y)
+    style: str  # a key of STYLES
+    label: str
+    x: np.ndarray | None
+    y: np.ndarray | float
+
+
+@dataclass
+class Panel:
+    xlabel: str
+    ylabel: str
+    series: list[Series] = field(default_factory=list)
+    legend: str | None = None  # "best", "lower right", ...; None: no legend
+
+
+@dataclass
+class FigureSpec:
+    """What a figure shows, independent of the library that draws it."""
+
+    title: str
+    panels: list[Panel]
+    cols: int
+    panel_size: tuple[float, float]  # inches
+
+
+def pareto_spec(result) -> FigureSpec:
     """All trials, the found front and (when known) the true front, objectives pairwise."""
     from itertools import combinations
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     objectives = result.info["objectives"]
     names = [o["name"] for o in objectives]
-    if len(names) == 1:
-        pairs = [(None, 0)]
-    else:
-        pairs = list(combinations(range(len(names)), 2))[:6]
-    cols = min(len(pairs), 3)
-    rows = -(-len(pairs) // cols)
-    figure = Figure(figsize=(5.2 * cols, 4.4 * rows), layout="constrained")
-    FigureCanvasAgg(figure)
+    pairs = [(None, 0)] if len(names) == 1 else list(combinations(range(len(names)), 2))[:6]
     trials, front, true_front = result.trials, result.front, result.true_front
+    feasible = (trials["feasible"].to_numpy(dtype=bool) if "feasible" in trials
+                else np.ones(len(trials), dtype=bool))
+    panels = []
     for n, (x, y) in enumerate(pairs):
-        ax = figure.add_subplot(rows, cols, n + 1)
-        xs = (lambda f: f["trial"]) if x is None else (lambda f, x=x: f[names[x]])
         if x is None:
             on = ["index", "recipe"] if "recipe" in trials else ["index"]  # a joint search: (arch, recipe)
-            front_x = front.merge(trials[[*on, "trial"]], on=on)["trial"]
-            true_x = None
+            trial_x = trials["trial"].to_numpy(dtype=float)
+            front_x = front.merge(trials[[*on, "trial"]], on=on)["trial"].to_numpy(dtype=float)
         else:
-            front_x, true_x = front[names[x]], true_front[names[x]]
-        feasible = trials["feasible"] if "feasible" in trials else np.ones(len(trials), dtype=bool)
-        ax.scatter(xs(trials)[feasible], trials[names[y]][feasible], s=9, color="0.65", label="trials", zorder=1)
-        if not np.all(feasible):
-            ax.scatter(xs(trials)[~feasible], trials[names[y]][~feasible], s=9, color="0.85", marker="x",
-                       label="infeasible trials", zorder=1)
-        if true_x is not None:
-            ax.scatter(true_x, true_front[names[y]], s=42, facecolors="none", edgecolors="black",
-                       linewidths=0.9, label="true front", zorder=2)
-        ax.scatter(front_x, front[names[y]], s=16, color="tab:orange", label="found front", zorder=3)
-        ax.set_xlabel("evaluation" if x is None else _axis_label(objectives[x]))
-        ax.set_ylabel(_axis_label(objectives[y]))
-        ax.grid(alpha=0.3)
-        if n == 0:
-            ax.legend(fontsize=8, loc="best")
+            trial_x = trials[names[x]].to_numpy(dtype=float)
+            front_x = front[names[x]].to_numpy(dtype=float)
+        trial_y = trials[names[y]].to_numpy(dtype=float)
+        panel = Panel("evaluation" if x is None else _axis_label(objectives[x]), _axis_label(objectives[y]),
+                      legend="best" if n == 0 else None)
+        panel.series.append(Series("points", "trials", "trials", trial_x[feasible], trial_y[feasible]))
+        if not feasible.all():
+            panel.series.append(Series("points", "infeasible", "infeasible trials", trial_x[~feasible], trial_y[~feasible]))
+        if x is not None and len(true_front):
+            panel.series.append(Series("points", "true", "true front", true_front[names[x]].to_numpy(dtype=float),
+                                       true_front[names[y]].to_numpy(dtype=float)))
+        panel.series.append(Series("points", "found", "found front", front_x, front[names[y]].to_numpy(dtype=float)))
+        panels.append(panel)
     ratio = result.hypervolume_ratio
     ratio_text = f", hypervolume ratio {ratio:.3f}" if ratio is not None else ""
-    figure.suptitle(f"{result.info['searcher']} on {result.info['benchmark']}: "
-                    f"{result.evaluations} evaluations{ratio_text}", fontsize=10)
-    return figure
+    title = f"{result.info['searcher']} on {result.info['benchmark']}: {result.evaluations} evaluations{ratio_text}"
+    return FigureSpec(title, panels, cols=min(len(panels), 3), panel_size=(5.2, 4.4))
 
 
 def _axis_label(objective: dict) -> str:
@@ -62,25 +99,58 @@ def _axis_label(objective: dict) -> str:
     return f"{name}, {arrow}"
 
 
-def hypervolume_figure(result):
+def hypervolume_spec(result) -> FigureSpec:
     """The anytime curve of a search: hypervolume of the found front after each evaluation."""
+    trials = result.trials
+    panel = Panel("evaluations", "hypervolume (normalised objectives)", legend="lower right")
+    panel.series.append(Series("step", "curve", "found front", np.arange(1, len(trials) + 1, dtype=float),
+                               trials["hypervolume"].to_numpy(dtype=float)))
+    if np.isfinite(result.true_hypervolume):
+        panel.series.append(Series("level", "true_level", "true front", None, float(result.true_hypervolume)))
+    return FigureSpec(f"{result.info['searcher']} on {result.info['benchmark']}", [panel], cols=1,
+                      panel_size=(6.0, 4.0))
+
+
+def to_matplotlib(spec: FigureSpec):
+    """A matplotlib Figure of ``spec`` (for notebooks and the Python API; files are drawn by
+    calnas.raster, which needs no matplotlib)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6.0, 4.0), layout="constrained")
+    rows = -(-len(spec.panels) // spec.cols)
+    figure = Figure(figsize=(spec.panel_size[0] * spec.cols, spec.panel_size[1] * rows), layout="constrained")
     FigureCanvasAgg(figure)
-    ax = figure.add_subplot(1, 1, 1)
-    trials = result.trials
-    ax.step(np.arange(1, len(trials) + 1), trials["hypervolume"], where="post", color="tab:orange",
-            label="found front")
-    if np.isfinite(result.true_hypervolume):
-        ax.axhline(result.true_hypervolume, color="black", linestyle="--", linewidth=1, label="true front")
-    ax.set_xlabel("evaluations")
-    ax.set_ylabel("hypervolume (normalised objectives)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    figure.suptitle(f"{result.info['searcher']} on {result.info['benchmark']}", fontsize=10)
+    for n, panel in enumerate(spec.panels):
+        ax = figure.add_subplot(rows, spec.cols, n + 1)
+        for series in panel.series:
+            style = STYLES[series.style]
+            if series.kind == "points":
+                kwargs = ({"facecolors": "none", "edgecolors": style["color"], "linewidths": 0.9} if style.get("hollow")
+                          else {"color": style["color"]})
+                ax.scatter(series.x, series.y, s=style["size"], marker=style["marker"], label=series.label,
+                           zorder=style["zorder"], **kwargs)
+            elif series.kind == "step":
+                ax.step(series.x, series.y, where="post", color=style["color"], label=series.label, zorder=style["zorder"])
+            else:
+                ax.axhline(series.y, color=style["color"], linestyle="--" if style.get("dashed") else "-",
+                           linewidth=1, label=series.label, zorder=style["zorder"])
+        ax.set_xlabel(panel.xlabel)
+        ax.set_ylabel(panel.ylabel)
+        ax.grid(alpha=0.3)
+        if panel.legend:
+            ax.legend(fontsize=8, loc=panel.legend)
+    figure.suptitle(spec.title, fontsize=10)
     return figure
+
+
+def pareto_figure(result):
+    """A matplotlib Figure of :func:`pareto_spec`."""
+    return to_matplotlib(pareto_spec(result))
+
+
+def hypervolume_figure(result):
+    """A matplotlib Figure of :func:`hypervolume_spec`."""
+    return to_matplotlib(hypervolume_spec(result))
 
 
 RELIABILITY_MEMBERS = 12  # front members drawn in one reliability grid (the first in front order)

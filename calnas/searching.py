@@ -108,11 +108,12 @@ class SearchResult:
         self.front.to_csv(paths["front"], index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
         self.trials.to_csv(paths["trials"], index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
         paths["summary"].write_text(json.dumps(_jsonable(self.summary()), indent=2) + "\n")
-        if plot:
-            paths["plot"] = out / FIGURE_FILES["plot"]
-            self.plot(paths["plot"])
-            paths["hypervolume_plot"] = out / FIGURE_FILES["hypervolume_plot"]
-            self.plot_hypervolume(paths["hypervolume_plot"])
+        if plot:  # drawn with Pillow (calnas.raster), after the results are written
+            from calnas.plots import hypervolume_spec, pareto_spec
+            from calnas.raster import render
+
+            paths["plot"] = render(pareto_spec(self), out / FIGURE_FILES["plot"])
+            paths["hypervolume_plot"] = render(hypervolume_spec(self), out / FIGURE_FILES["hypervolume_plot"])
             reliability = out / FIGURE_FILES["reliability_plot"]
             if self.plot_reliability(reliability) is not None:  # a live search's trained front members
                 paths["reliability_plot"] = reliability
