@@ -13,7 +13,8 @@ that cannot be written only means no caching. The pickles are read only from thi
 only the user's own calnas processes write.
 
 Within one process, a path whose size and modification time are unchanged is not even hashed
-again (:func:`remember`).
+again (:func:`remember`). The tables shipped inside the package are cached the same way (a table
+shipped in parts is one entry, keyed by all its parts).
 """
 
 from __future__ import annotations
@@ -44,15 +45,23 @@ def cache_dir() -> Path | None:
     return base / "tables"
 
 
-def content_key(path: Path, dataset: str | None) -> str:
+def content_key(paths, dataset: str | None) -> str:
+    """SHA-256 of the bytes of ``paths`` (one file, or the parts of one table in order), the
+    dataset and the cache format."""
     from calnas import __version__
 
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for path in _as_list(paths):
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"|")
     digest.update(f"|{dataset}|{FORMAT}|{__version__}".encode())
     return digest.hexdigest()
+
+
+def _as_list(paths) -> list[Path]:
+    return [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
 
 
 def load(key: str):
@@ -83,15 +92,16 @@ def store(key: str, value) -> None:
             Path(temporary).unlink(missing_ok=True)
 
 
-def remember(path: Path, dataset: str | None, parse):
-    """``parse()``'s result for the file at ``path``: from this process's memory when the file's
-    (size, mtime) is unchanged, else from the disk cache by content, else parsed and stored."""
-    stat = path.stat()
-    memory_key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, dataset)
+def remember(paths, dataset: str | None, parse):
+    """``parse()``'s result for the file at ``paths`` (or the parts of one table, in order):
+    from this process's memory when every file's (size, mtime) is unchanged, else from the disk
+    cache by content, else parsed and stored."""
+    files = _as_list(paths)
+    memory_key = (tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files), dataset)
     if memory_key in _memory:
         _memory.move_to_end(memory_key)
         return _memory[memory_key]
-    key = content_key(path, dataset) if cache_dir() is not None else None
+    key = content_key(files, dataset) if cache_dir() is not None else None
     value = load(key) if key is not None else None
     if value is None:
         value = parse()

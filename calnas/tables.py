@@ -181,31 +181,66 @@ def _nats_accuracy_frame() -> pd.DataFrame:
         return pd.read_csv(fh, compression="gzip").set_index("index")
 
 
+def _shipped(files, key: str, parse) -> tuple:
+    """``parse()`` of files shipped in calnas/data, through the table cache (calnas.table_cache)
+    when the package is installed as plain files."""
+    paths = [embedded.data_path(f) for f in files]
+    if all(isinstance(p, Path) for p in paths):
+        space_name, frame, source, info = table_cache.remember(paths, key, lambda: _cacheable(parse()))
+    else:  # a zipped install: parse every time
+        space_name, frame, source, info = _cacheable(parse())
+    return space_name, frame, source, info
+
+
+def _cacheable(table: Table) -> tuple:
+    return table.space.name, table.frame, table.source, table.info
+
+
 def _embedded_accuracy(dataset: str) -> Table:
-    raw = _nats_accuracy_frame()
-    column = {"cifar10": "cifar10_test_acc", "cifar100": "cifar100_test_acc",
-              "imagenet16-120": "imagenet16_120_test_acc"}[dataset]
-    frame = pd.DataFrame({"arch": raw["arch"], "acc": raw[column] / 100.0})
-    frame = _attach_meta(frame, TSS, dataset)
-    return Table(f"nats-tss-{dataset}", TSS, dataset, frame, source="embedded",
-                 info={"description": f"NATS-Bench TSS test accuracy on {dataset}, 200 epochs (real data)"})
+    def parse() -> Table:
+        raw = _nats_accuracy_frame()
+        column = {"cifar10": "cifar10_test_acc", "cifar100": "cifar100_test_acc",
+                  "imagenet16-120": "imagenet16_120_test_acc"}[dataset]
+        frame = pd.DataFrame({"arch": raw["arch"], "acc": raw[column] / 100.0})
+        frame = _attach_meta(frame, TSS, dataset)
+        return Table(f"nats-tss-{dataset}", TSS, dataset, frame, source="embedded",
+                     info={"description": f"NATS-Bench TSS test accuracy on {dataset}, 200 epochs (real data)"})
+
+    files = (embedded.ACCURACY_FILE, embedded.TSS_META_FILE)
+    space_name, frame, source, info = _shipped(files, f"nats-tss-{dataset}", parse)
+    return Table(f"nats-tss-{dataset}", get_space(space_name), dataset, frame, source, dict(info))
 
 
-def _embedded_calibration(file_name: str, name: str) -> Table:
-    with embedded.data_path(file_name).open("rb") as fh:
-        frame = pd.read_csv(fh, compression="gzip")
-    table = table_from_frame(frame, name=name, dataset="digits", source="embedded")
-    table.info["description"] = "calnas-built calibration table (live training on scikit-learn digits)"
-    return table
+def _embedded_calibration(name: str) -> Table:
+    space, files = _EMBEDDED_CALIBRATION[name]
+
+    def parse() -> Table:
+        frames = []
+        for file_name in files:
+            with embedded.data_path(file_name).open("rb") as fh:
+                frames.append(pd.read_csv(fh, compression="gzip"))
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        table = table_from_frame(frame, name=name, dataset="digits", source="embedded")
+        table.info["description"] = "calnas-built calibration table (live training on scikit-learn digits)"
+        return table
+
+    meta = embedded.TSS_META_FILE if space == "tss" else embedded.SSS_META_FILE
+    space_name, frame, source, info = _shipped((*files, meta), name, parse)
+    return Table(name, get_space(space_name), "digits", frame, source, dict(info))
 
 
-# name -> (loader, dataset, space); calibration tables are added when their file ships.
-_EMBEDDED_CALIBRATION = {"digits-tss": "digits_tss.csv.gz"}
+# The tables calnas built and ships: name -> (space, files). A large table ships as row slices
+# (`calnas table ship --parts`, every file under the repository's 8 MB limit) read in order.
+_EMBEDDED_CALIBRATION = {
+    "digits-tss": ("tss", ("digits_tss.csv.gz",)),
+    "digits-sss": ("sss", ("digits_sss-1.csv.gz", "digits_sss-2.csv.gz")),
+}
 
 
 def embedded_benchmarks() -> dict[str, tuple[str, str]]:
     """name -> (space, dataset) for every embedded benchmark present in this install."""
-    out = {name: ("tss", "digits") for name, f in _EMBEDDED_CALIBRATION.items() if embedded.data_path(f).is_file()}
+    out = {name: (space, "digits") for name, (space, files) in _EMBEDDED_CALIBRATION.items()
+           if all(embedded.data_path(f).is_file() for f in files)}
     out.update({f"nats-tss-{d}": ("tss", d) for d in ("cifar10", "cifar100", "imagenet16-120")})
     return out
 
@@ -481,7 +516,7 @@ def _cached_embedded_accuracy(dataset: str) -> Table:
 
 @lru_cache(maxsize=None)
 def _cached_embedded_calibration(name: str) -> Table:
-    return _embedded_calibration(_EMBEDDED_CALIBRATION[name], name)
+    return _embedded_calibration(name)
 
 
 # The columns load_nats_bench gives a NATS-Bench table.

@@ -97,3 +97,25 @@ def test_benchmarks_are_listed_from_headers_as_loading_would_describe_them(tmp_p
         listed = {row["name"]: row for row in list_benchmarks(tmp_path)}
     assert listed[key] == expected
     assert "digits-tss" in listed and listed["digits-tss"]["rows"] == TSS.size
+
+
+@pytest.mark.parametrize("name", ["digits-tss", "nats-tss-cifar100"])
+def test_shipped_tables_are_cached_too(name, cache, monkeypatch):
+    def fresh_process():
+        table_cache._memory.clear()
+        tables._cached_embedded_calibration.cache_clear()
+        tables._cached_embedded_accuracy.cache_clear()
+        tables._nats_accuracy_frame.cache_clear()
+
+    fresh_process()
+    first = tables.load_benchmark(name)
+    assert len(list(cache.glob("*.pkl"))) == 1
+    fresh_process()
+    with monkeypatch.context() as m:
+        def refuse(*args, **kwargs):
+            raise AssertionError("parsed again")
+
+        m.setattr(tables.pd, "read_csv", refuse)
+        again = tables.load_benchmark(name)
+    assert again.frame.equals(first.frame) and again.space is first.space and again.name == name
+    assert again.dataset == first.dataset and again.info == first.info
