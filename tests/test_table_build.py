@@ -140,6 +140,26 @@ def test_ship_sorts_rounds_and_is_reproducible(tmp_path):
         ship_table(out, tmp_path / "c.csv.gz", expected_rows=6466)
 
 
+def test_ship_in_parts_writes_whole_row_slices(tmp_path, run_cli):
+    out = tmp_path / "b.csv"
+    build(out, limit=3)
+    whole = ship_table(out, tmp_path / "t.csv.gz")
+    done = run_cli("table", "ship", out, tmp_path / "t.csv.gz", "--parts", "2")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    parts = [tmp_path / "t-1.csv.gz", tmp_path / "t-2.csv.gz"]
+    assert summary["files"] == {str(p): p.stat().st_size for p in parts}
+    assert {k: v for k, v in summary.items() if k != "files"} == {k: v for k, v in whole.items() if k != "files"}
+    slices = [pd.read_csv(p) for p in parts]
+    assert [len(f) for f in slices] == [2, 1]  # each a whole CSV with the header, in index order
+    joined = pd.concat(slices, ignore_index=True)
+    pd.testing.assert_frame_equal(joined, pd.read_csv(tmp_path / "t.csv.gz"))
+    for bad, message in (("0", "between 1 and"), ("4", "more than the build's 3 rows")):
+        refused = run_cli("table", "ship", out, tmp_path / "u.csv.gz", "--parts", bad)
+        assert refused.returncode == 2 and message in refused.stderr and len(refused.stderr.splitlines()) == 1
+    assert not list(tmp_path.glob("u*"))
+
+
 def test_calnas_table_loader_reads_a_build(tmp_path):
     from calnas.tables import load_csv
 

@@ -121,12 +121,13 @@ def build_cmd(
 def ship_cmd(
     build_csv: Path = typer.Argument(..., help="A finished build CSV (calnas table build --out)."),
     out: Path = typer.Argument(..., help="Compressed table to write, e.g. calnas/data/digits_tss.csv.gz."),
-    expect_rows: Optional[int] = typer.Option(None, "--expect-rows", help="Refuse unless the build has exactly this many rows (6466 for TSS)."),
+    expect_rows: Optional[int] = typer.Option(None, "--expect-rows", help="Refuse unless the build has exactly this many rows (6466 for TSS, 32768 for SSS)."),
+    parts: int = typer.Option(1, "--parts", help="Write N row slices OUT-1.csv.gz ... OUT-N.csv.gz, each a whole gzipped CSV with the header (to keep every file small)."),
 ) -> None:
-    """Sort, round floats to 6 significant digits, gzip reproducibly; print the README summary as JSON."""
+    """Sort, round floats to 6 significant digits, gzip reproducibly; print the README summary (and the files' sizes) as JSON."""
     from calnas.live.ship import ship_table
 
-    print_json(ship_table(build_csv, out, expected_rows=expect_rows))
+    print_json(ship_table(build_csv, out, expected_rows=expect_rows, parts=parts))
 
 
 def register(app: typer.Typer) -> None:

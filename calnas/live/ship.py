@@ -2,7 +2,10 @@
 
 Rows are sorted by index, floats rounded to 6 significant digits (far below the metrics'
 sampling noise on a 1,097-image test split), and the gzip header carries no timestamp so that
-the same build gives the same bytes. Also summarises the table for the README.
+the same build gives the same bytes. A large table can be shipped in ``parts``: consecutive row
+slices, each a complete gzipped CSV with the header, named ``NAME-1.csv.gz`` ... (the repository
+keeps every file under 8 MB; the 32,768-row size-space table is about 13 MB). Also summarises
+the table for the README.
 
 Only pandas/numpy here: shipping needs no torch.
 """
@@ -46,20 +49,45 @@ def read_build(path) -> "pd.DataFrame":  # noqa: F821
     return frame.sort_values("index").reset_index(drop=True)
 
 
-def ship_table(build_csv, out_gz, *, expected_rows: int | None = None) -> dict:
-    """Write ``out_gz`` from ``build_csv``; returns :func:`summarise` of the table."""
+MAX_PARTS = 100
+
+
+def part_paths(out_gz, parts: int) -> list[Path]:
+    """The files a table shipped as ``out_gz`` in ``parts`` slices is written to, in row order."""
+    out_gz = Path(out_gz)
+    if parts == 1:
+        return [out_gz]
+    name = out_gz.name
+    stem, suffix = (name[: -len(".csv.gz")], ".csv.gz") if name.endswith(".csv.gz") else (out_gz.stem, out_gz.suffix)
+    return [out_gz.with_name(f"{stem}-{k}{suffix}") for k in range(1, parts + 1)]
+
+
+def ship_table(build_csv, out_gz, *, expected_rows: int | None = None, parts: int = 1) -> dict:
+    """Write ``out_gz`` (or its ``parts`` row slices, see :func:`part_paths`) from ``build_csv``;
+    returns :func:`summarise` of the table with the files written and their sizes."""
     from calnas.files import check_output_file
 
-    check_output_file(out_gz, "the shipped table")
+    if not 1 <= parts <= MAX_PARTS:
+        raise UserError(f"--parts must be between 1 and {MAX_PARTS}, got {parts}")
+    paths = part_paths(out_gz, parts)
+    for path in paths:
+        check_output_file(path, "the shipped table")
     frame = read_build(build_csv)
     if expected_rows is not None and len(frame) != expected_rows:
         raise UserError(f"{build_csv} has {len(frame)} rows, expected {expected_rows} (build not finished?)")
-    text = frame.to_csv(index=False, float_format=f"%.{SIGNIFICANT_DIGITS}g", lineterminator="\n")
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
-        gz.write(text.encode("utf-8"))
-    Path(out_gz).write_bytes(buf.getvalue())
-    return summarise(frame)
+    if parts > len(frame):
+        raise UserError(f"--parts {parts} is more than the build's {len(frame)} rows")
+    size = -(-len(frame) // parts)
+    files = {}
+    for k, path in enumerate(paths):
+        text = frame.iloc[k * size:(k + 1) * size].to_csv(
+            index=False, float_format=f"%.{SIGNIFICANT_DIGITS}g", lineterminator="\n")
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
+            gz.write(text.encode("utf-8"))
+        path.write_bytes(buf.getvalue())
+        files[str(path)] = len(buf.getvalue())
+    return {**summarise(frame), "files": files}
 
 
 def summarise(frame) -> dict:
