@@ -202,3 +202,18 @@ def test_sss_digits_build_uses_its_protocol_and_is_deterministic(tmp_path, run_c
     assert sorted(first["index"]) == sorted(build_order(SSS)[:2])
     assert first["channels"].isna().all() and first["cells"].isna().all()  # SSS widths are the arch
     assert (first["train_size"] == 150).all() and first["arch"].str.count(":").eq(4).all()
+
+
+def test_summary_correlates_accuracy_with_size():
+    from calnas.live.ship import summarise
+    from calnas.spaces import SSS
+    from calnas.tables import space_costs
+
+    indices = [0, 9, 300, 32767]  # summed widths 40, 56, 144, 320
+    frame = pd.DataFrame({"index": indices, "arch": [SSS.arch(i) for i in indices],
+                          "acc": [0.1, 0.2, 0.3, 0.4]})
+    summary = summarise(frame)
+    assert summary["spearman_acc_width"] == pytest.approx(1.0)
+    params = space_costs(SSS, "digits")["params"][indices]
+    expected = pd.Series(frame["acc"]).corr(pd.Series(params), method="spearman")
+    assert summary["spearman_acc_params"] == pytest.approx(expected)
