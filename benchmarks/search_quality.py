@@ -1,8 +1,9 @@
 """Search quality: how close each searcher gets to the true Pareto front, and how fast.
 
-Tasks are tables that cover the whole TSS space, so the true front is known by enumeration: the
-embedded digits calibration table (acc, ece) and (acc, post_ece_15, params), and the real
-NATS-Bench tables CIFAR-10 (acc, params) and CIFAR-100 (acc, flops) by default.
+Tasks are tables that cover a whole space, so the true front is known by enumeration: the
+embedded digits calibration table (acc, ece) and (acc, post_ece_15, params), the real
+NATS-Bench tables CIFAR-10 (acc, params) and CIFAR-100 (acc, flops), and the size-space digits
+table digits-sss (acc, ece) and (acc, post_ece_15, flops) by default.
 
 For every task, searcher and seed, one search of the largest budget runs through
 ``calnas.search``; smaller budgets are its prefixes. That is exact, not an approximation:
@@ -62,7 +63,8 @@ sys.path.insert(0, str(ROOT))
 from calnas.searchers.registry import AUTO  # noqa: E402  (needs the path above when calnas is not installed)
 
 DEFAULT_TASKS = ("digits-tss:acc,ece;digits-tss:acc,post_ece_15,params;"
-                 "nats-tss-cifar10:acc,params;nats-tss-cifar100:acc,flops")
+                 "nats-tss-cifar10:acc,params;nats-tss-cifar100:acc,flops;"
+                 "digits-sss:acc,ece;digits-sss:acc,post_ece_15,flops")
 DEFAULT_SEARCHERS = "guided,local,evolution,random,tpe,nsga2,nsga3,gp"
 OWN = ("guided", "local", "evolution", "auto")  # calnas's samplers: one trial per distinct architecture
 THRESHOLDS = (0.95, 0.99)
