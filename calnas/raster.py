@@ -90,8 +90,8 @@ def _limits(values: list[np.ndarray]) -> tuple[float, float]:
 
 
 class _Axes:
-    def __init__(self, draw, box, xlim, ylim):
-        self.draw, self.box, self.xlim, self.ylim = draw, box, xlim, ylim
+    def __init__(self, box, xlim, ylim):
+        self.box, self.xlim, self.ylim = box, xlim, ylim
 
     def px(self, x, y):
         left, top, right, bottom = self.box
@@ -136,7 +136,7 @@ def _panel(image, draw, panel: Panel, origin, size):
            oy + height - MARGINS["bottom"] * s)
     xs = [np.asarray(series.x, dtype=float) for series in panel.series if series.x is not None]
     ys = [np.atleast_1d(np.asarray(series.y, dtype=float)) for series in panel.series]
-    axes = _Axes(draw, box, _limits(xs), _limits(ys))
+    axes = _Axes(box, _limits(xs), _limits(ys))
     small, label_font = _font(9), _font(9.5)
     left, top, right, bottom = box
     for axis, lim in (("x", axes.xlim), ("y", axes.ylim)):
@@ -186,7 +186,7 @@ def _panel(image, draw, panel: Panel, origin, size):
 def _legend(image, draw, panel: Panel, axes: _Axes):
     s = SUPERSAMPLE
     font = _font(8)
-    entries = [series for series in panel.series]
+    entries = list(panel.series)
     line_height = 15 * s
     width = 34 * s + max(font.getlength(series.label) for series in entries)
     height = line_height * len(entries) + 8 * s
