@@ -97,7 +97,8 @@ def remember(paths, dataset: str | None, parse):
     from this process's memory when every file's (size, mtime) is unchanged, else from the disk
     cache by content, else parsed and stored."""
     files = _as_list(paths)
-    memory_key = (tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files), dataset)
+    stats = [f.stat() for f in files]
+    memory_key = (tuple((str(f.resolve()), st.st_size, st.st_mtime_ns) for f, st in zip(files, stats)), dataset)
     if memory_key in _memory:
         _memory.move_to_end(memory_key)
         return _memory[memory_key]

@@ -181,34 +181,34 @@ def _nats_accuracy_frame() -> pd.DataFrame:
         return pd.read_csv(fh, compression="gzip").set_index("index")
 
 
-def _shipped(files, key: str, parse) -> tuple:
-    """``parse()`` of files shipped in calnas/data, through the table cache (calnas.table_cache)
-    when the package is installed as plain files."""
+def _shipped(files, name: str, dataset: str, parse) -> Table:
+    """The table ``parse()`` makes of files shipped in calnas/data, through the table cache
+    (calnas.table_cache, keyed by all ``files``) when the package is installed as plain files."""
+    def cacheable() -> tuple:
+        table = parse()
+        return table.space.name, table.frame, table.source, table.info
+
     paths = [embedded.data_path(f) for f in files]
     if all(isinstance(p, Path) for p in paths):
-        space_name, frame, source, info = table_cache.remember(paths, key, lambda: _cacheable(parse()))
+        space_name, frame, source, info = table_cache.remember(paths, name, cacheable)
     else:  # a zipped install: parse every time
-        space_name, frame, source, info = _cacheable(parse())
-    return space_name, frame, source, info
-
-
-def _cacheable(table: Table) -> tuple:
-    return table.space.name, table.frame, table.source, table.info
+        space_name, frame, source, info = cacheable()
+    return Table(name, get_space(space_name), dataset, frame, source, dict(info))
 
 
 def _embedded_accuracy(dataset: str) -> Table:
+    name = f"nats-tss-{dataset}"
+
     def parse() -> Table:
         raw = _nats_accuracy_frame()
         column = {"cifar10": "cifar10_test_acc", "cifar100": "cifar100_test_acc",
                   "imagenet16-120": "imagenet16_120_test_acc"}[dataset]
         frame = pd.DataFrame({"arch": raw["arch"], "acc": raw[column] / 100.0})
         frame = _attach_meta(frame, TSS, dataset)
-        return Table(f"nats-tss-{dataset}", TSS, dataset, frame, source="embedded",
+        return Table(name, TSS, dataset, frame, source="embedded",
                      info={"description": f"NATS-Bench TSS test accuracy on {dataset}, 200 epochs (real data)"})
 
-    files = (embedded.ACCURACY_FILE, embedded.TSS_META_FILE)
-    space_name, frame, source, info = _shipped(files, f"nats-tss-{dataset}", parse)
-    return Table(f"nats-tss-{dataset}", get_space(space_name), dataset, frame, source, dict(info))
+    return _shipped((embedded.ACCURACY_FILE, embedded.TSS_META_FILE), name, dataset, parse)
 
 
 def _embedded_calibration(name: str) -> Table:
@@ -225,8 +225,7 @@ def _embedded_calibration(name: str) -> Table:
         return table
 
     meta = embedded.TSS_META_FILE if space == "tss" else embedded.SSS_META_FILE
-    space_name, frame, source, info = _shipped((*files, meta), name, parse)
-    return Table(name, get_space(space_name), "digits", frame, source, dict(info))
+    return _shipped((*files, meta), name, "digits", parse)
 
 
 # The tables calnas built and ships: name -> (space, files). A large table ships as row slices

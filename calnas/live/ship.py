@@ -101,35 +101,42 @@ def summarise(frame) -> dict:
                            "p90": float(q.iloc[3]), "max": float(q.iloc[4])}
     if "acc" in frame.columns and "pre_ECE_15" in frame.columns:
         out["spearman_acc_pre_ECE_15"] = float(frame["acc"].corr(frame["pre_ECE_15"], method="spearman"))
-    if "arch" in frame.columns and frame["arch"].astype(str).str.contains("~").all():
+    space = _space_of(frame)
+    if space is not None and space.name == "tss":
         out["spearman_acc_nats_cifar10"] = _agreement_with_nats(frame)
-    out.update(_agreement_with_size(frame))
+    if space is not None and "acc" in frame.columns:
+        out.update(_agreement_with_size(frame, space))
     if "train_seconds" in frame.columns:
         out["cpu_seconds_total"] = float(frame["train_seconds"].sum() + frame.get("eval_seconds", 0).sum())
     return out
 
 
-def _agreement_with_size(frame) -> dict:
+def _space_of(frame):
+    """The space of the build's arch column, or None (no column, or not calnas's strings)."""
+    from calnas.spaces import infer_space
+
+    if "arch" not in frame.columns:
+        return None
+    try:
+        return infer_space(frame["arch"].head(20))
+    except UserError:
+        return None
+
+
+def _agreement_with_size(frame, space) -> dict:
     """Spearman correlation of accuracy with the network's parameter count (calnas.cost's
     NATS-Bench network, as the table's params column) and, for SSS, with its summed widths."""
     import pandas as pd
 
-    from calnas.spaces import SSS, TSS
     from calnas.tables import space_costs
 
-    if "arch" not in frame.columns or "acc" not in frame.columns:
-        return {}
-    archs = frame["arch"].astype(str)
-    space = SSS if archs.str.contains(":").all() else TSS if archs.str.contains("~").all() else None
-    if space is None:
-        return {}
     out = {}
     params = space_costs(space, "digits").get("params")
     if params is not None:
         out["spearman_acc_params"] = float(frame["acc"].corr(pd.Series(params[frame["index"].astype(int)],
                                                                        index=frame.index), method="spearman"))
-    if space is SSS:
-        widths = archs.str.split(":").map(lambda parts: sum(int(w) for w in parts))
+    if space.name == "sss":
+        widths = frame["arch"].astype(str).str.split(":").map(lambda parts: sum(int(w) for w in parts))
         out["spearman_acc_width"] = float(frame["acc"].corr(widths, method="spearman"))
     return out
 
