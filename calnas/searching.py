@@ -433,6 +433,7 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
                progress=None, persistent: bool = False, report=None):
     """Propose, claim, evaluate and record until the study holds ``budget`` evaluations;
     returns the study record. ``report`` as in :func:`search`."""
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     from calnas import searchers
@@ -533,6 +534,12 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
                       constraint_names if constrained else None, record)
             if progress is not None:
                 progress(record.n_done, budget)
+        except UpdateFinishedTrialError:
+            # Another worker took this one for dead (silent past the evaluator's stale_after, e.g.
+            # on an overloaded machine) and failed it as interrupted, which freed its
+            # architecture for one new evaluation: drop this result and go on.
+            record.update()
+            continue
         except BaseException:
             _abandon(study, trial)
             raise

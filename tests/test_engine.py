@@ -293,3 +293,39 @@ def test_twins_with_other_costs_stay_proposable():
     # Twins with equal params still share a class.
     same = pd.Series(costly.classes).groupby([frame["iso"].to_numpy(), frame["params"].to_numpy()]).nunique()
     assert (same == 1).all()
+
+
+def test_a_worker_taken_for_dead_drops_its_result_and_goes_on(tmp_path):
+    """On an overloaded machine a slow worker's trial can pass stale_after and be failed as
+    interrupted by another worker; the slow worker must not crash, and the budget stays exact."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from calnas import objectives, record
+    from calnas.evaluators import TableEvaluator
+    from calnas.searching import run_search
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    table = calnas.load_benchmark(None)
+    spec = objectives.parse("acc,ece", table)
+
+    class TakenForDead(TableEvaluator):
+        calls = 0
+
+        def evaluate(self, positions):
+            TakenForDead.calls += 1
+            if TakenForDead.calls == 3:  # what another worker's fail_stale does to this running trial
+                other = optuna.storages.get_storage(url)
+                study_id = other.get_study_id_from_name("d")
+                (running,) = other.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+                other.set_trial_user_attr(running._trial_id, record.INTERRUPTED, True)
+                other.set_trial_state_values(running._trial_id, TrialState.FAIL)
+            return super().evaluate(positions)
+
+    result = run_search(TakenForDead(table, spec, "arch"), spec, budget=8, searcher="random", seed=0, storage=url,
+                        study_name="d", workers=1, progress=None)
+    assert result.evaluations == 8 and TakenForDead.calls >= 9  # the dropped evaluation was redone
+    assert_exact_budget(url, "d", 8)
+    interrupted = [t for t in optuna.load_study(study_name="d", storage=url).trials
+                   if t.user_attrs.get(record.INTERRUPTED)]
+    assert len(interrupted) == 1 and interrupted[0].state == TrialState.FAIL
