@@ -8,7 +8,8 @@ architectures of the real NATS-Bench CIFAR-10 table for accuracy and parameter c
   hypervolume, front.csv, trials.csv, summary.json and pareto.png;
 * bare Optuna: read the same embedded table with pandas, ``study.optimize`` for 500 trials
   with the same sampler (calnas's own class for evolution/local/guided, Optuna's for the others),
-  repeats included, nothing written.
+  repeats included, nothing written. With ``--bare-distinct`` it stops at 500 *distinct*
+  architectures instead (repeats answered from a dict), the same work as calnas's budget.
 
 Usage::
 
@@ -83,7 +84,21 @@ elif len(sys.argv) > 6 and sys.argv[5] == "journal":
     from optuna.storages.journal import JournalFileBackend
     storage = JournalStorage(JournalFileBackend(sys.argv[6]))
 study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler, storage=storage)
-study.optimize(lambda t: lookup[arch_string({e: t.suggest_categorical(e, ops) for e in edges})], n_trials=budget)
+seen = set()
+
+def objective(t):
+    arch = arch_string({e: t.suggest_categorical(e, ops) for e in edges})
+    seen.add(arch)
+    return lookup[arch]
+
+def stop_at_distinct(study, trial):
+    if len(seen) >= budget:
+        study.stop()
+
+if sys.argv[-1] == "distinct":  # the same work as calnas: `budget` distinct architectures, repeats answered too
+    study.optimize(objective, callbacks=[stop_at_distinct])
+else:
+    study.optimize(objective, n_trials=budget)
 print(len(study.best_trials))
 '''
 
@@ -145,6 +160,9 @@ def main() -> None:
     parser.add_argument("--objective", default="acc,params")
     parser.add_argument("--storage", choices=("memory", "sqlite", "journal"), default="memory")
     parser.add_argument("--sweep", help="comma-separated budgets: time the search alone at each")
+    parser.add_argument("--bare-distinct", action="store_true",
+                        help="the bare script stops at --budget distinct architectures (calnas's work: repeats "
+                             "answered, not counted) instead of --budget trials")
     parser.add_argument("--no-plot", action="store_true",
                         help="calnas writes no PNGs (the bare script draws none): search overhead alone")
     args = parser.parse_args()
@@ -169,13 +187,17 @@ def main() -> None:
                     mine, theirs = Path(tmp) / f"calnas-{searcher}-{run}.{suffix}", Path(tmp) / f"bare-{searcher}-{run}.{suffix}"
                     calnas_cmd += ["--storage", f"{args.storage}:///{mine}"]
                     bare_cmd += [args.storage, str(theirs)]
+                if args.bare_distinct:
+                    bare_cmd.append("distinct")
                 calnas_times.append(timed(calnas_cmd))
                 if bare_ok:
                     bare_times.append(timed(bare_cmd))
             rows.append((searcher, calnas_times, bare_times))
 
+    bare_stop = "distinct architectures" if args.bare_distinct else "trials"
     print(f"{args.budget} architectures, {args.benchmark}, objectives {args.objective}, storage {args.storage}, "
-          f"{args.repeat} runs each; seconds per whole process, wall (CPU)")
+          f"bare script stops at {args.budget} {bare_stop}; {args.repeat} runs each; seconds per whole process, "
+          f"wall (CPU)")
     print(f"{'searcher':<10} {'calnas median':>16} {'calnas min':>16} {'bare median':>16} {'bare min':>16} "
           f"{'ratio (wall)':>13}")
     for searcher, calnas_times, bare_times in rows:

@@ -459,11 +459,11 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
     def tell_free(trial, mark, value=True, *, values=None, constraints=None):
         trial.set_user_attr(mark, value)
         if values is None:
-            study.tell(trial, state=TrialState.FAIL)
+            _tell(study, trial, state=TrialState.FAIL)
         else:
             if constrained:
                 store_constraints(trial, constraint_names, constraints)
-            study.tell(trial, values)
+            _tell(study, trial, values)
         record.told(trial.number, trial._trial_id, TrialState.FAIL if values is None else TrialState.COMPLETE,
                     trial.params, {mark: value}, values, constraints or ())
 
@@ -572,7 +572,7 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
         attrs[rec.FAILURE] = evaluation.failure
     set_user_attrs(study._storage, trial._trial_id, attrs)
     if not evaluation.ok:
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
         record.told(trial.number, trial._trial_id, TrialState.FAIL, trial.params, attrs)
         return
     values, raw = objective_values(spec, evaluation.metrics)
@@ -580,8 +580,21 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
     if constraint_names is not None:
         violations = [float(c.violation(np.asarray([r]))[0]) for c, r in zip(spec.constraints, raw)]
         store_constraints(trial, constraint_names, violations)
-    study.tell(trial, values)
+    _tell(study, trial, values)
     record.told(trial.number, trial._trial_id, TrialState.COMPLETE, trial.params, attrs, values, violations)
+
+
+def _tell(study, trial, values=None, *, state=None) -> None:
+    """`study.tell` without the deep copy of the finished trial it returns, which calnas never
+    reads: with a trial's metrics stored on it that copy was a sixth of a whole table search
+    (0.25 ms a trial). Optuna's own `optimize` loop calls the same function; on an Optuna
+    without it, the public method."""
+    try:
+        from optuna.study._tell import _tell_with_warning
+    except ImportError:
+        study.tell(trial, values, state=state)
+        return
+    _tell_with_warning(study, trial, values, state)
 
 
 def _abandon(study, trial) -> None:
