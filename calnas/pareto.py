@@ -249,6 +249,9 @@ def _hv(pts: np.ndarray, ref: np.ndarray) -> float:
     return total
 
 
+_CLIP_BLOCK = 1 << 20  # floats of clipped fronts held at once by hypervolume_improvements (8 MB)
+
+
 def hypervolume_improvements(front, candidates, reference) -> np.ndarray:
     """How much each candidate point alone would add to the hypervolume of ``front``.
 
@@ -283,11 +286,22 @@ def hypervolume_improvements(front, candidates, reference) -> np.ndarray:
     # Only a candidate inside the reference box that no front point dominates can add anything;
     # what it adds is its box [c, ref] less the part of it the front already covers, which is
     # the hypervolume of the front's points clipped to c (moocore ignores dominated points).
-    inside = np.all(cands < ref, axis=1) & ~np.any(np.all(pts[None, :, :] <= cands[:, None, :], axis=2), axis=1)
-    for i in np.flatnonzero(inside):
-        box = float(np.prod(ref - cands[i]))
-        covered = float(moocore.hypervolume(np.maximum(pts, cands[i]), ref=ref)) if len(pts) else 0.0
-        out[i] = box - covered
+    inside = np.flatnonzero(np.all(cands < ref, axis=1)
+                            & ~np.any(np.all(pts[None, :, :] <= cands[:, None, :], axis=2), axis=1))
+    boxes = np.prod(ref - cands[inside], axis=1)
+    if len(pts) == 0:
+        out[inside] = boxes
+        return out
+    # Clipped copies of the front, made a block of candidates at a time (bounded memory);
+    # moocore's object form checks the reference point once instead of on every call (half of
+    # each call's cost).
+    covered = moocore.Hypervolume(ref=ref)
+    step = max(1, _CLIP_BLOCK // pts.size)
+    for start in range(0, len(inside), step):
+        block = inside[start:start + step]
+        clipped = np.maximum(pts[None, :, :], cands[block][:, None, :])
+        out[block] = boxes[start:start + step] - np.fromiter((covered(c) for c in clipped), dtype=float,
+                                                            count=len(block))
     return out
 
 

@@ -644,10 +644,11 @@ def load_result(study, record=None) -> SearchResult:
     from calnas.searchers.domain import Domain
     from calnas.spaces import get_space
 
-    stored = study.user_attrs.get(rec.STUDY_ATTR)
+    attrs = study.user_attrs  # a deep copy on every access: the true front can be thousands of members
+    stored = attrs.get(rec.STUDY_ATTR)
     if stored is None:
         raise UserError(f"study {study.study_name!r} was not made by calnas")
-    run = study.user_attrs.get(rec.RUN_ATTR, {})
+    run = attrs.get(rec.RUN_ATTR, {})
     spec = objectives_module.spec_from_description(stored["objectives"], stored["constraints"])
     space = get_space(stored["space"])
     if record is None:
@@ -699,7 +700,7 @@ def load_result(study, record=None) -> SearchResult:
         true_frame = front.iloc[0:0].copy()
 
     budget = int(run.get("budget", len(entries)))
-    exhausted = bool(study.user_attrs.get(EXHAUSTED_ATTR)) and len(entries) < budget
+    exhausted = bool(attrs.get(EXHAUSTED_ATTR)) and len(entries) < budget
     counts = record.counts
     proposals = {"asked": counts.asked, "repeats": counts.repeats, "not_in_table": counts.not_in_table,
                  "random_fallbacks": counts.fallbacks}
