@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +12,7 @@ from calnas.metrics import PANEL_COLUMNS
 from calnas.spaces import SSS
 from calnas.tables import space_costs
 
-# The machine the table was built on (calnas/data/README.md, digits_sss): CPU kernels of other
-# instruction sets or cache sizes sum in another order, and 120 SGD steps amplify the last bits.
-BUILD_CPU = ("AMD EPYC", "AVX512")
-
+from conftest import BUILD_CPU, on_build_machine
 
 @pytest.fixture(scope="module")
 def table():
@@ -58,17 +54,6 @@ def test_cli_lists_evaluates_and_searches_it(run_cli, tmp_path):
     assert 0 < summary["hypervolume_ratio"] <= 1
 
 
-def _build_cpu_here() -> bool:
-    import torch
-
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return False
-    return (model, torch.backends.cpu.get_cpu_capability()) == BUILD_CPU
-
-
 def test_shipped_rows_retrain_to_the_same_values(table):
     """One code path: `calnas evaluate --live` with the shipped protocol and seed gives the rows
     the build wrote (compared at the shipped 6 significant digits)."""
@@ -86,6 +71,6 @@ def test_shipped_rows_retrain_to_the_same_values(table):
         mismatched += [(index, c) for c in PANEL_COLUMNS
                        if not (np.isnan(metrics[c]) and np.isnan(shipped[c]))
                        and float(f"{metrics[c]:.6g}") != shipped[c]]
-    if mismatched and not _build_cpu_here():
+    if mismatched and not on_build_machine():
         pytest.skip(f"this CPU is not the build machine's {BUILD_CPU}; {len(mismatched)} values differ in the last digits")
     assert not mismatched
