@@ -89,6 +89,25 @@ def test_hypervolume_improvements_match_brute_force(k, block, monkeypatch):
         np.testing.assert_allclose(gains, expected, atol=1e-12)
 
 
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
+def test_best_improvements_keep_the_argmax_and_its_exact_values(k):
+    rng = np.random.default_rng(10 + k)
+    reference = np.full(k, 1.1)
+    skipped = 0
+    for trial in range(40):
+        front = rng.random((int(rng.integers(0, 12)), k))
+        candidates = rng.random((60, k)) * 1.2 - 0.05
+        weights = None if trial % 2 else rng.random(60)
+        exact = pareto.hypervolume_improvements(front, candidates, reference) * (1 if weights is None else weights)
+        best = pareto.best_improvements(front, candidates, reference, weights)
+        scored = np.isfinite(best)
+        np.testing.assert_allclose(best[scored], exact[scored], atol=1e-12)
+        assert np.all(exact[~scored] < exact.max() - 1e-12)  # what was skipped could not tie
+        assert best.max() == pytest.approx(exact.max(), abs=1e-12)
+        skipped += (~scored).sum()
+    assert (skipped > 0) == (k >= 4)  # bounds prune only where each exact value is a moocore call
+
+
 def test_guided_moves_to_neighbours_and_never_repeats(c10):
     start = guided.N_STARTUP
     result = calnas.search(c10, "acc,params", budget=start + 80, searcher="guided", seed=4)
