@@ -12,6 +12,10 @@ Synthetic logits (N = 10,000 test and 10,000 held-out samples, K = 10 and 100). 
 
 Times are the median of --repeats runs (netcal's O(N^2) MMCE: one run), in milliseconds. Every
 library runs on one thread (torch.set_num_threads(1)), as calnas's numpy code does.
+
+``--memory`` instead prints the peak memory of the study's temperature fit (``fit_temperature``,
+the 100-value grid) as a multiple of the logits' size, for N x K from 1,000 x 2 to 10^6 x 10
+(``tracemalloc``: every numpy allocation the fit makes, the input excluded).
 """
 
 from __future__ import annotations
@@ -79,11 +83,34 @@ def torchmetrics_shared(p, y):
     ]
 
 
+def memory() -> None:
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    print("| N | K | logits (MiB) | peak of the grid fit / logits |")
+    print("| ---: | ---: | ---: | ---: |")
+    for n in (1_000, 10_000, 65_536, 100_000, 1_000_000):
+        for k in (2, 3, 10, 100):
+            if n * k > 10_000_000:
+                continue
+            z = rng.normal(size=(n, k)) * 3
+            y = rng.integers(0, k, n)
+            tracemalloc.start()
+            fit_temperature(z, y)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            print(f"| {n:,} | {k} | {z.nbytes / 2**20:.2f} | {peak / z.nbytes:.2f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--memory", action="store_true", help="peak memory of the temperature grid fit instead")
     args = parser.parse_args()
+    if args.memory:
+        memory()
+        return
     r = args.repeats
     rng = np.random.default_rng(0)
     import torch

@@ -131,3 +131,18 @@ def test_temperature_grid_equals_a_softmax_per_temperature():
         fast = _ece15_over_grid(z, correct, STUDY_GRID, 15)
         np.testing.assert_allclose(fast, naive, rtol=0, atol=1e-12)
         assert np.argmin(fast) == np.argmin(naive)
+
+
+@pytest.mark.parametrize("n, k", [(65_536, 2), (40_000, 3), (20_000, 10)])
+def test_temperature_grid_fit_peaks_under_twice_its_input(n, k):
+    """Also at K = 2, where the per-row vectors of a block outweigh its rows."""
+    import tracemalloc
+
+    z, y = overconfident(11, n, k, 4.0)
+    tracemalloc.start()
+    try:
+        t = fit_temperature(z, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert t in STUDY_GRID and peak <= 2 * z.nbytes

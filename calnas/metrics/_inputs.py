@@ -111,7 +111,7 @@ def check_labels(y, n: int, k: int, name: str = "labels") -> np.ndarray:
         raise UserError(
             f"{name} must lie in [0, {k - 1}] for {k} classes (entry {bad} is {arr[bad].item()})"
         )
-    return arr.astype(np.int64)
+    return arr.astype(np.int64, copy=False)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

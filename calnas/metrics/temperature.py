@@ -31,15 +31,22 @@ NLL_BOUNDS = (0.01, 100.0)
 
 
 # Rows per pass of the grid and of the NLL: the one working buffer (rows x K float64) holds at
-# most this much and half the input, so it stays in cache and the peak memory of a fit stays
-# within twice the input's (measured at N = 10,000: 2.0x at K = 10, 1.3x at K = 100).
+# most CHUNK_BYTES, so it stays in cache; and a block's buffer with its per-row vectors (maximum,
+# outcome, confidence, bin index and their temporaries: ROW_BYTES a row) at most half the input,
+# so the peak memory of a fit stays within twice the input's at every K, also K = 2 where the
+# per-row vectors outweigh the rows. Blocks keep at least MIN_ROWS rows (or half the input), since
+# each block costs a Python pass over the grid: inputs under about 1 MiB, where memory does not
+# matter, keep their speed (measured with benchmarks/metrics_speed.py --memory).
 CHUNK_BYTES = 2 * 1024**2
+ROW_BYTES = 64
+MIN_ROWS = 4096
 
 
 def _blocks(z: np.ndarray):
     """(row slice, each row's maximum, a buffer for those rows) over ``z`` in blocks of rows."""
     n, k = z.shape
-    rows = max(1, min(CHUNK_BYTES // (8 * k), -(-n // 2)))
+    half_input = n * 8 * k // (2 * (8 * k + ROW_BYTES))
+    rows = max(1, min(-(-n // 2), CHUNK_BYTES // (8 * k), max(MIN_ROWS, half_input)))
     buffer = np.empty((min(n, rows), k))
     for start in range(0, n, rows):
         part = slice(start, min(n, start + rows))
@@ -133,7 +140,9 @@ def fit_temperature(
         g = STUDY_GRID if grid is None else np.asarray(grid, dtype=np.float64).ravel()
         if g.size == 0 or not np.all(np.isfinite(g)) or np.any(g <= 0):
             raise UserError("the temperature grid must hold positive finite values")
-        correct = z.argmax(axis=1) == y
+        correct = np.empty(z.shape[0], dtype=bool)
+        for rows, _, _ in _blocks(z):  # by blocks: argmax's int64 row indices would be half a K=2 input
+            np.equal(z[rows].argmax(axis=1), y[rows], out=correct[rows])
         eces = _ece15_over_grid(z, correct, g, int(n_bins))
         return float(g[int(np.argmin(eces))])
     if method == "nll":
