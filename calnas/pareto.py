@@ -9,9 +9,10 @@ Hypervolume is exact at every size: calnas's own numpy code up to 3 objectives (
 2-D, slices along the last objective down to that sweep for 3-D, both vectorised over
 candidates for :func:`hypervolume_improvements`), and moocore's (the C library pymoo calls) from
 4 objectives on, where a searcher that wants only the best candidate calls
-:func:`best_improvements` and skips those a cheap bound rules out. Why moocore rather than Optuna's ``optuna._hypervolume``: it is a maintained,
-public API whose algorithms (HV3D+/HV4D+/WFG) are the reference implementations, where Optuna's
-is a private module that may change with any release; its licence (LGPL-2.1-or-later) binds
+:func:`best_improvements` and skips those a cheap bound rules out. Why moocore rather than
+Optuna's ``optuna._hypervolume``: it is a maintained, public API whose algorithms
+(HV3D+/HV4D+/WFG) are the reference implementations, where Optuna's is a private module that
+may change with any release; its licence (LGPL-2.1-or-later) binds
 changes to moocore itself, not to calnas, which only imports it, and its floor (numpy >= 1.24,
 Python >= 3.10) is calnas's own. calnas measures it in a normalised space, see
 :func:`normalise` and ``docs/search.md``: each objective is scaled to [0, 1] by the minimum and
@@ -329,11 +330,16 @@ def _undominated_inside(pts: np.ndarray, cands: np.ndarray, ref: np.ndarray) -> 
     by no front point."""
     inside = np.all(cands < ref, axis=1)
     if len(pts):
-        step = max(1, _CLIP_BLOCK // pts.size)
-        for start in range(0, len(cands), step):
-            block = cands[start:start + step]
-            inside[start:start + step] &= ~np.any(np.all(pts[None, :, :] <= block[:, None, :], axis=2), axis=1)
+        for part in _candidate_blocks(pts, len(cands)):
+            inside[part] &= ~np.any(np.all(pts[None, :, :] <= cands[part][:, None, :], axis=2), axis=1)
     return np.flatnonzero(inside)
+
+
+def _candidate_blocks(pts: np.ndarray, n: int):
+    """Slices of ``n`` candidates small enough that one copy of the front per candidate holds at
+    most ``_CLIP_BLOCK`` floats."""
+    step = max(1, _CLIP_BLOCK // max(pts.size, 1))
+    return (slice(start, start + step) for start in range(0, n, step))
 
 
 def _largest_single_cover(pts: np.ndarray, cands: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -341,10 +347,9 @@ def _largest_single_cover(pts: np.ndarray, cands: np.ndarray, ref: np.ndarray) -
     out = np.zeros(len(cands))
     if len(pts) == 0:
         return out
-    step = max(1, _CLIP_BLOCK // pts.size)
-    for start in range(0, len(cands), step):
-        clipped = np.maximum(pts[None, :, :], cands[start:start + step][:, None, :])
-        out[start:start + step] = np.prod(ref - clipped, axis=2).max(axis=1)
+    for part in _candidate_blocks(pts, len(cands)):
+        clipped = np.maximum(pts[None, :, :], cands[part][:, None, :])
+        out[part] = np.prod(ref - clipped, axis=2).max(axis=1)
     return out
 
 
@@ -361,11 +366,9 @@ def _improvements_kd(pts: np.ndarray, cands: np.ndarray, ref: np.ndarray) -> np.
     # object form checks the reference point once instead of on every call (half its cost).
     covered = moocore.Hypervolume(ref=ref)
     out = np.empty(len(cands))
-    step = max(1, _CLIP_BLOCK // pts.size)
-    for start in range(0, len(cands), step):
-        clipped = np.maximum(pts[None, :, :], cands[start:start + step][:, None, :])
-        out[start:start + step] = boxes[start:start + step] - np.fromiter(
-            (covered(c) for c in clipped), dtype=float, count=len(clipped))
+    for part in _candidate_blocks(pts, len(cands)):
+        clipped = np.maximum(pts[None, :, :], cands[part][:, None, :])
+        out[part] = boxes[part] - np.fromiter((covered(c) for c in clipped), dtype=float, count=len(clipped))
     return out
 
 
