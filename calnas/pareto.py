@@ -304,14 +304,12 @@ def best_improvements(front, candidates, reference, weights=None) -> np.ndarray:
     if ref.size < 4:
         return w * hypervolume_improvements(front, cands, ref)
     pts, ref = _hv_points(front, ref)
-    out = np.full(len(cands), -np.inf)
+    out = np.zeros(len(cands))  # a candidate outside the box or dominated adds nothing
     inside = _undominated_inside(pts, cands, ref)
-    out[np.setdiff1d(np.arange(len(cands)), inside)] = 0.0
-    if len(inside) == 0:
-        return out
+    out[inside] = -np.inf
     bound = w[inside] * (np.prod(ref - cands[inside], axis=1) - _largest_single_cover(pts, cands[inside], ref))
-    order = inside[np.argsort(-bound, kind="stable")]
-    bound = np.sort(bound)[::-1]
+    ranked = np.argsort(-bound, kind="stable")
+    order, bound = inside[ranked], bound[ranked]
     best = 0.0
     for start in range(0, len(order), _BOUND_BATCH):
         if bound[start] < best - 1e-12:
