@@ -118,8 +118,11 @@ def _check_track(weights: str, track: bool) -> None:
 
 def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Splits, *, device, seed: int,
                       weights: str = "train", nats_path=None, track: bool = False,
-                      certainty: bool = False) -> LiveResult:
-    """The inner path shared with table building: inputs already checked and data loaded."""
+                      certainty: bool = False, curve_epochs=None) -> LiveResult:
+    """The inner path shared with table building: inputs already checked and data loaded.
+
+    ``curve_epochs`` (epochs of the training) adds ``record["curve"]``, one point per epoch
+    (:mod:`calnas.live.curves`); it does not change the training or the metrics."""
     _check_track(weights, track)
     import torch
     from scipy.special import softmax
@@ -134,6 +137,7 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
     index = space.index(arch)
     settings = {**protocol.settings(), "seed": seed, **splits.sizes(), "weights": weights,
                 "dataset_info": dict(splits.info)}
+    recorder = None
     if weights == "nats":
         from calnas.live.weights import load_nats_network
 
@@ -158,12 +162,26 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
 
             tracker = TrajectoryTracker(splits, device=device, eval_batch_size=protocol.eval_batch_size)
             tracker(0, model.to(device))  # at initialisation
-        train_stats = train(model, splits, protocol, device=device, seed=seed, on_epoch=tracker)
+        if curve_epochs is not None:
+            from calnas.live.curves import CurveRecorder
+
+            recorder = CurveRecorder(splits, curve_epochs, device=device, eval_batch_size=protocol.eval_batch_size)
+        train_stats = train(model, splits, protocol, device=device, seed=seed,
+                            on_epoch=_hooks(tracker, recorder))
+        history = train_stats.pop("history")
         if tracker is not None:  # train_seconds: the training alone, as without tracking
             train_stats["track_seconds"] = round(sum(e["seconds"] for e in tracker.epochs), 4)
             train_stats["train_seconds"] -= sum(e["seconds"] for e in tracker.epochs[1:])
-    val_logits = predict_logits(model, splits.val_x, device=device, batch_size=protocol.eval_batch_size)
-    test_logits = predict_logits(model, splits.test_x, device=device, batch_size=protocol.eval_batch_size)
+        if recorder is not None:
+            from calnas.live.curves import merge_history
+
+            curve = merge_history(recorder.points, history)
+            train_stats["cpu_seconds"] = history[-1]["cpu_seconds"] if history else 0.0
+    if recorder is not None and recorder.final_logits is not None:
+        val_logits, test_logits = recorder.final_logits  # the last epoch was recorded: same network
+    else:
+        val_logits = predict_logits(model, splits.val_x, device=device, batch_size=protocol.eval_batch_size)
+        test_logits = predict_logits(model, splits.test_x, device=device, batch_size=protocol.eval_batch_size)
     if not (np.isfinite(val_logits).all() and np.isfinite(test_logits).all()):
         raise UserError(f"training diverged for {arch} (non-finite logits); try a smaller learning rate")
     metrics = calibration_panel(None, splits.test_y, logits=test_logits, val_logits=val_logits,
@@ -178,12 +196,28 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
         record["iso"] = tss_iso(index)
     if track:
         record["trajectory"] = tracker.record()
+    if curve_epochs is not None and weights != "nats":
+        record["curve"] = curve
     if certainty:
         from calnas.live.certainty import certainty_neighbourhoods
 
         record["certainty"] = certainty_neighbourhoods(model, splits.train_x, device=device,
                                                        batch_size=protocol.eval_batch_size)
     return LiveResult(record=record, probs=softmax(test_logits, axis=1), labels=splits.test_y.copy())
+
+
+def _hooks(*hooks):
+    """One ``on_epoch`` hook calling each given one in turn (None when there are none)."""
+    live = [h for h in hooks if h is not None]
+    if not live:
+        return None
+    if len(live) == 1:
+        return live[0]
+
+    def call(epoch, model):
+        for hook in live:
+            hook(epoch, model)
+    return call
 
 
 def reliability_record(logits: np.ndarray, labels: np.ndarray, temperature) -> dict:
