@@ -257,9 +257,13 @@ def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = No
     """Normalise a frame in the published layout (or calnas's) into a Table.
 
     Accepts ``config`` or ``index`` for the architecture index and/or ``arch``; at least one is
-    required. Rows may come in any order; indices may be absent.
+    required. Rows may come in any order; indices may be absent. A curve build's rows (one per
+    architecture and training seed, :mod:`calnas.curve_table`) become their final-epoch seed
+    means.
     """
-    frame = frame.copy()
+    from calnas.curve_table import is_curve_frame, seed_mean_frame
+
+    frame = seed_mean_frame(frame, name) if is_curve_frame(frame) else frame.copy()
     if "config" in frame.columns and "index" not in frame.columns:
         frame = frame.rename(columns={"config": "index"})
     elif "config" in frame.columns:

@@ -10,15 +10,16 @@ import typer
 
 from calnas.commands import _training
 from calnas.commands._common import err_console, print_json
+from calnas.errors import UserError
 
 LOG_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
 
 
-def _progress_line(done: int, total: int, elapsed: float) -> str:
+def _progress_line(done: int, total: int, elapsed: float, unit: str = "architectures") -> str:
     rate = done / elapsed * 3600 if elapsed > 0 else 0.0
     eta = (total - done) / rate * 60 if rate > 0 else float("nan")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    return f"{stamp} {done}/{total} architectures, {rate:.0f}/hour, eta {eta:.1f} min"
+    return f"{stamp} {done}/{total} {unit}, {rate:.0f}/hour, eta {eta:.1f} min"
 
 
 table_app = typer.Typer(help="Build calibration tables by live evaluation.", no_args_is_help=True)
@@ -42,6 +43,12 @@ def build_cmd(
     workers: int = typer.Option(1, "--workers", min=1, help="Parallel processes (one torch thread each)."),
     device: str = _training.device_option("cpu"),
     resume: bool = typer.Option(False, "--resume", help="Add to an existing --out, skipping architectures already in it."),
+    curves: bool = typer.Option(False, "--curves", help="Learning curves: train each architecture once per --seeds on the split of --seed, "
+                                "recording test/validation calibration at --curve-epochs; on digits TSS the curve protocol "
+                                "(that of digits-tss-curves) is the default."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Training seeds of a --curves build, comma-separated (default 0,1,2)."),
+    curve_epochs: Optional[str] = typer.Option(None, "--curve-epochs", help="Epochs of each curve, comma-separated, ending at the last "
+                                               "epoch (default: 1, 2, 4, ... doubling, and the last)."),
 ) -> None:
     """Train and evaluate architectures, appending one row per architecture to --out.
 
@@ -57,10 +64,16 @@ def build_cmd(
     from calnas.live.evaluate import make_protocol, resolve_device
     from calnas.spaces import get_space
 
+    from calnas.live.protocol import curve_protocol
+
     space_obj = get_space(space)
     key, data_root = resolve_dataset(dataset or _training.DATASET_DEFAULT, data_root)
-    protocol = make_protocol(space_obj, key, epochs=epochs, channels=channels, cells=cells, recipe=recipe,
-                             optimizer=optimizer, lr=lr)
+    if not curves and (seeds is not None or curve_epochs is not None):
+        raise UserError("--seeds and --curve-epochs describe a curve build; add --curves")
+    protocol = make_protocol(space_obj, key, protocol=curve_protocol(key, space_obj.name) if curves else None,
+                             epochs=epochs, channels=channels, cells=cells, recipe=recipe, optimizer=optimizer, lr=lr)
+    spec = _curve_spec(protocol.epochs, seeds, curve_epochs) if curves else None
+    unit = "trainings" if curves else "architectures"
     if key != "digits" and not is_npz_key(key):
         from calnas.live.datasets import require_root
 
@@ -80,14 +93,14 @@ def build_cmd(
 
     def on_start(total: int, skipped: int) -> None:
         if skipped:
-            err_console.print(f"resuming {out}: {skipped} architectures already present", soft_wrap=True)
+            err_console.print(f"resuming {out}: {skipped} {unit} already present", soft_wrap=True)
         log.update(total=total, start=time.monotonic(), last=time.monotonic())
         if live_bar:
             # Started only once the build is planned, so a refused build prints just its one-line error.
             progress.start()
             task["id"] = progress.add_task(f"{space_obj.name}/{key}", total=total, note="")
         else:
-            err_console.print(f"building {total} architectures of {space_obj.name}/{key} into {out}", soft_wrap=True)
+            err_console.print(f"building {total} {unit} of {space_obj.name}/{key} into {out}", soft_wrap=True)
 
     def on_row(row: dict) -> None:
         if "error" in row:
@@ -101,20 +114,43 @@ def build_cmd(
         now = time.monotonic()
         if now - log["last"] >= LOG_EVERY or log["done"] == log["total"]:
             log["last"] = now
-            err_console.print(_progress_line(log["done"], log["total"], now - log["start"]), soft_wrap=True)
+            err_console.print(_progress_line(log["done"], log["total"], now - log["start"], unit), soft_wrap=True)
 
     try:
         summary = build_table(space=space_obj, protocol=protocol, out=out, seed=seed, data_root=data_root,
                               limit=limit, shard=shard_pair, workers=workers, resume=resume,
-                              device=device_name, on_start=on_start, on_row=on_row)
+                              device=device_name, curves=spec, on_start=on_start, on_row=on_row)
     finally:
         if "id" in task:
             progress.stop()
     rate = summary.written / summary.seconds * 3600 if summary.seconds > 0 and summary.written else 0.0
     err_console.print(f"{out}: wrote {summary.written}, skipped {summary.skipped}, failed {summary.failed} "
-                      f"in {summary.seconds:.1f}s ({rate:.0f} architectures/hour)", soft_wrap=True)
+                      f"in {summary.seconds:.1f}s ({rate:.0f} {unit}/hour)", soft_wrap=True)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _int_list(text: str, option: str, minimum: int, maximum: int) -> list[int]:
+    values = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not (part.isascii() and part.isdigit()) or not (minimum <= int(part) <= maximum):
+            raise UserError(f"{option} takes comma-separated integers in [{minimum}, {maximum}], got {part[:20]!r}")
+        values.append(int(part))
+    return values
+
+
+def _curve_spec(last_epoch: int, seeds: str | None, epochs: str | None):
+    from calnas.live.curves import CURVE_SEEDS, CurveSpec
+    from calnas.searching import SEED_RANGE
+
+    seed_list = CURVE_SEEDS if seeds is None else _int_list(seeds, "--seeds", 0, SEED_RANGE - 1)
+    if epochs is None:
+        return CurveSpec.geometric(last_epoch, seed_list)
+    epoch_list = _int_list(epochs, "--curve-epochs", 1, last_epoch)
+    if max(epoch_list) != last_epoch:
+        raise UserError(f"--curve-epochs must end at the last epoch ({last_epoch}), the table row's")
+    return CurveSpec(epoch_list, seed_list)
 
 
 @table_app.command("ship")

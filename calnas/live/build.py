@@ -15,6 +15,11 @@
   complete rows are never rewritten. The protocol sits next to the table
   (``<out>.protocol.json``); a resume is refused, and the file left untouched, unless that
   protocol file matches this build's settings and the header its columns.
+* Curves (``curves``, a :class:`calnas.live.curves.CurveSpec`): every architecture is trained
+  once per training seed of the spec on the split of ``seed``; each training is one row (its
+  ``seed`` column the training seed) that adds the curve points (``e{epoch}_{column}``) to the
+  final-epoch panel. A build's rows are keyed by (index, seed), and the seeds of one
+  architecture are queued together, so a partial build holds whole architectures.
 * Parallelism: ``workers`` processes (spawned, one torch thread each) evaluate architectures;
   the parent appends rows as they complete, so with several workers rows are not in build order
   (the table loader does not care about row order).
@@ -47,7 +52,7 @@ NEWER_COLUMNS = ("recipe",)
 ID_COLUMNS = ("index", "config", "arch", "iso")
 # What makes two tables' rows interchangeable: the same space, seed and training protocol
 # (``protocol_record``'s other keys, the calnas version and build order, do not change a row).
-PROTOCOL_KEYS = ("space", "seed", "protocol")
+PROTOCOL_KEYS = ("space", "seed", "protocol", "curves")
 
 
 def build_order(space: Space, seed: int = ORDER_SEED) -> list[int]:
@@ -112,7 +117,7 @@ def protocol_identity(record: dict) -> dict:
     means ``ce``; :func:`calnas.live.protocol.normalise_settings`)."""
     from calnas.live.protocol import normalise_settings
 
-    out = {k: record.get(k) for k in PROTOCOL_KEYS}
+    out = {k: record.get(k) for k in PROTOCOL_KEYS}  # a build without curves records none
     if isinstance(out["protocol"], dict):
         out["protocol"] = normalise_settings(out["protocol"])
     return out
@@ -134,9 +139,10 @@ def _line(values: list) -> str:
     return buf.getvalue()
 
 
-def read_done(path: Path, columns: list[str]) -> set[int]:
-    """Indices already in a build file; a torn last line (no newline) is truncated away, but only
-    once the header shows the file is a build with these columns (nothing else is modified)."""
+def read_done(path: Path, columns: list[str], *, by_seed: bool = False) -> set:
+    """Indices already in a build file (``by_seed``: (index, seed) pairs, for a curve build); a
+    torn last line (no newline) is truncated away, but only once the header shows the file is a
+    build with these columns (nothing else is modified)."""
     with open(path, "rb") as fh:
         data = fh.read()
     if not data:
@@ -162,10 +168,12 @@ def read_done(path: Path, columns: list[str]) -> set[int]:
         reader = csv.reader(io.StringIO(data.decode("utf-8")))
         next(reader)
         done = set()
+        seed_at = columns.index("seed") if by_seed else None
         for row in reader:
-            if len(row) != len(columns) or not row[0].isascii() or not row[0].isdigit():
+            if len(row) != len(columns) or not row[0].isascii() or not row[0].isdigit() or (
+                    by_seed and not (row[seed_at].isascii() and row[seed_at].isdigit())):
                 raise UserError(f"{path} has a malformed row (index {row[0][:20] if row else '?'}); fix or remove it")
-            done.add(int(row[0]))
+            done.add((int(row[0]), int(row[seed_at])) if by_seed else int(row[0]))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{path} has a malformed row ({type(exc).__name__}); fix or remove it") from None
     return done
@@ -216,7 +224,8 @@ class RowWriter:
 _STATE: dict = {}
 
 
-def _init_worker(protocol_dict: dict, space_name: str, data_root, seed: int, device: str = "cpu") -> None:
+def _init_worker(protocol_dict: dict, space_name: str, data_root, seed: int, device: str = "cpu",
+                 curves: dict | None = None) -> None:
     import torch
 
     from calnas.live.evaluate import load_protocol_splits
@@ -226,24 +235,48 @@ def _init_worker(protocol_dict: dict, space_name: str, data_root, seed: int, dev
     # One thread per worker unless the protocol says otherwise: tiny networks gain nothing from
     # intra-op threads, and a fixed count keeps results independent of the machine.
     torch.set_num_threads(protocol.threads or 1)
+    from calnas.live.curves import CurveSpec
+
     _STATE.update(protocol=protocol, space=TSS if space_name == "tss" else SSS, seed=seed,
                   splits=load_protocol_splits(protocol, data_root=data_root, seed=seed),
-                  device=torch.device(device))
+                  device=torch.device(device),
+                  curves=None if curves is None else CurveSpec(curves["epochs"], curves["seeds"]))
+    if curves is not None:
+        _warm_up(_STATE["space"], protocol, _STATE["splits"], _STATE["device"])
 
 
-def evaluate_row(index: int) -> dict:
-    """One table row (or ``{"index": i, "error": ...}``): a failure must not end a long build."""
+def _warm_up(space: Space, protocol, splits, device) -> None:
+    """One epoch of a throw-away network before the first row: torch's one-time set-up (about 2 s
+    of CPU in the first training step) would otherwise be charged to the first training's curve
+    seconds, which a simulator reads as the cost of reaching each epoch. Each evaluation seeds
+    its own network and streams afterwards, so no row changes (a test checks it)."""
+    from dataclasses import replace
+
+    from calnas.live.networks import build_network, network_config
+    from calnas.live.train import train
+
+    config = network_config(space.name, space.arch(0), splits.num_classes, protocol.channels, protocol.cells)
+    train(build_network(config), splits, replace(protocol, epochs=1), device=device, seed=0)
+
+
+def evaluate_row(job) -> dict:
+    """One table row (or ``{"index": i, "error": ...}``): a failure must not end a long build.
+    ``job`` is an index, or (index, training seed) in a curve build."""
     from calnas.live.evaluate import evaluate_prepared
 
-    space, protocol = _STATE["space"], _STATE["protocol"]
+    space, protocol, curves = _STATE["space"], _STATE["protocol"], _STATE["curves"]
+    index, seed = job if curves is not None else (job, _STATE["seed"])
     arch = space.arch(index)
     try:
         result = evaluate_prepared(arch, space, protocol, _STATE["splits"], device=_STATE["device"],
-                                   seed=_STATE["seed"])
+                                   seed=seed, curve_epochs=None if curves is None else curves.epochs)
     except Exception as exc:  # noqa: BLE001 - reported to the parent and retried on resume
-        return {"index": index, "arch": arch, "error": f"{type(exc).__name__}: {exc}",
+        return {"index": index, "arch": arch, "seed": seed, "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc()}
-    return table_row(result.record, space, protocol, _STATE["seed"], len(_STATE["splits"].train_y))
+    row = table_row(result.record, space, protocol, seed, len(_STATE["splits"].train_y))
+    if curves is not None:
+        row.update(curves.row_values(result.record["curve"]))
+    return row
 
 
 def table_row(record: dict, space: Space, protocol, seed: int, train_size: int) -> dict:
@@ -272,21 +305,29 @@ class BuildSummary:
     seconds: float
 
 
-def protocol_record(protocol, space: Space, seed: int) -> dict:
+def protocol_record(protocol, space: Space, seed: int, curves=None) -> dict:
+    """The build's ``.protocol.json``: ``seed`` is the split's (and, without curves, the
+    training's) seed; ``curves`` the curve spec's record when the build has one."""
     from calnas import __version__
 
-    return {"space": space.name, "seed": seed, "order_seed": ORDER_SEED, "protocol": protocol.settings(),
-            "calnas_version": __version__}
+    out = {"space": space.name, "seed": seed, "order_seed": ORDER_SEED, "protocol": protocol.settings(),
+           "calnas_version": __version__}
+    if curves is not None:
+        out["curves"] = curves.record()
+    return out
 
 
 def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, limit: int | None = None,
                 shard: tuple[int, int] | None = None, workers: int = 1, resume: bool = False, device: str = "cpu",
-                on_start: Callable[[int, int], None] | None = None,
+                curves=None, on_start: Callable[[int, int], None] | None = None,
                 on_row: Callable[[dict], None] | None = None) -> BuildSummary:
     """Evaluate the selected architectures and append their rows to ``out``.
 
     ``device`` is a resolved torch device name ("cpu", "cuda", "cuda:1"); the digits table is
     built on CPU, where results are bit-for-bit reproducible.
+    ``curves`` (a :class:`calnas.live.curves.CurveSpec`) trains each architecture once per
+    seed of the spec and adds its curve columns; ``total``/``skipped``/``planned`` then count
+    trainings, not architectures.
     ``on_start(total, skipped)`` is called once, ``on_row(row)`` after each architecture (rows
     with an ``error`` key were not written; a later ``resume`` retries them).
     """
@@ -304,27 +345,33 @@ def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, l
         raise UserError(f"--out {str(out)!r} is not a regular file (a folder or a device); expected a CSV file")
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise UserError(f"output folder {str(out.parent)!r} is not writable")
-    columns = table_columns(PANEL_COLUMNS)
+    columns = table_columns(PANEL_COLUMNS) + ([] if curves is None else curves.columns())
+    if curves is not None and max(curves.epochs) != protocol.epochs:
+        raise UserError(f"the curve epochs must end at the protocol's last epoch {protocol.epochs}, "
+                        f"not {max(curves.epochs)}")
     meta_path = out.with_name(out.name + ".protocol.json")
-    meta = protocol_record(protocol, space, seed)
+    meta = protocol_record(protocol, space, seed, curves)
     done: set[int] = set()
     if out.exists() and out.stat().st_size > 0:
         if not resume:
             raise UserError(f"{out} already exists; pass --resume to add to it, or choose another --out")
         _check_own_build(out, meta_path, meta)
         columns = file_columns(out, columns)  # an older build's rows go on in its layout
-        done = read_done(out, columns)
+        done = read_done(out, columns, by_seed=curves is not None)
     else:
         # No rows yet: the protocol file describes the build that starts now.
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     todo_all = select(build_order(space), limit=limit, shard=shard)
+    if curves is not None:  # an architecture's seeds together: a partial build holds whole architectures
+        todo_all = [(i, s) for i in todo_all for s in curves.seeds]
     todo = [i for i in todo_all if i not in done]
     if on_start is not None:
         on_start(len(todo), len(todo_all) - len(todo))
     start = time.perf_counter()
     written = failed = 0
     writer = RowWriter(out, columns)
-    init_args = (protocol.settings(), space.name, None if data_root is None else str(data_root), seed, str(device))
+    init_args = (protocol.settings(), space.name, None if data_root is None else str(data_root), seed, str(device),
+                 None if curves is None else curves.record())
     try:
         for row in _rows(todo, workers, init_args):
             if "error" in row:

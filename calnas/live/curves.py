@@ -19,14 +19,8 @@ import math
 
 import numpy as np
 
-# The per-epoch columns of a curve point, in table order: test split (pre/post temperature
-# scaling), then validation split, then training (from train()'s history).
-TEST_POINT_COLUMNS = ("acc", "pre_ECE_15", "post_ECE_15", "pre_NLL", "post_NLL", "pre_Brier", "post_Brier",
-                      "temperature")
-VAL_POINT_COLUMNS = ("val_acc", "val_ECE_15", "val_post_ECE_15", "val_NLL")
-TRAIN_POINT_COLUMNS = ("train_loss", "train_acc", "cpu_seconds")
-POINT_COLUMNS = TEST_POINT_COLUMNS + VAL_POINT_COLUMNS + TRAIN_POINT_COLUMNS
-
+from calnas.curve_layout import (CURVE_SEEDS, POINT_COLUMNS, TEST_POINT_COLUMNS, TRAIN_POINT_COLUMNS,
+                                 VAL_POINT_COLUMNS, curve_column)
 
 def geometric_epochs(last: int, ratio: float = 2.0) -> tuple[int, ...]:
     """1, then each epoch ``ratio`` times the one before (rounded, distinct), and ``last``."""
@@ -118,3 +112,33 @@ def merge_history(points: list[dict], history: list[dict]) -> list[dict]:
     """Curve points with train()'s per-epoch training loss, accuracy and CPU seconds added."""
     by_epoch = {h["epoch"]: h for h in history}
     return [{**p, **{c: by_epoch[p["epoch"]][c] for c in TRAIN_POINT_COLUMNS}} for p in points]
+
+
+# -- what a curve build records ----------------------------------------------------------------
+
+class CurveSpec:
+    """What a curve build records: the epochs of each curve and the training seeds.
+
+    The data split stays that of the build's ``--seed``; each architecture is trained once per
+    seed here, and every training is one table row (its ``seed`` column is the training seed)."""
+
+    def __init__(self, epochs, seeds=CURVE_SEEDS):
+        self.epochs = tuple(sorted({int(e) for e in epochs}))
+        self.seeds = tuple(dict.fromkeys(int(s) for s in seeds))
+        if not self.epochs or self.epochs[0] < 1:
+            raise ValueError(f"curve epochs must be positive, got {epochs!r}")
+        if not self.seeds:
+            raise ValueError("a curve build needs at least one training seed")
+
+    @classmethod
+    def geometric(cls, last_epoch: int, seeds=CURVE_SEEDS) -> "CurveSpec":
+        return cls(geometric_epochs(last_epoch), seeds)
+
+    def record(self) -> dict:
+        return {"epochs": list(self.epochs), "seeds": list(self.seeds), "columns": list(POINT_COLUMNS)}
+
+    def columns(self) -> list[str]:
+        return [curve_column(e, c) for e in self.epochs for c in POINT_COLUMNS]
+
+    def row_values(self, curve: list[dict]) -> dict:
+        return {curve_column(p["epoch"], c): p[c] for p in curve for c in POINT_COLUMNS}

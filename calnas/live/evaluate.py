@@ -169,9 +169,8 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
         train_stats = train(model, splits, protocol, device=device, seed=seed,
                             on_epoch=_hooks(tracker, recorder))
         history = train_stats.pop("history")
-        if tracker is not None:  # train_seconds: the training alone, as without tracking
+        if tracker is not None:  # train_seconds leaves the hooks out: the training alone, as without tracking
             train_stats["track_seconds"] = round(sum(e["seconds"] for e in tracker.epochs), 4)
-            train_stats["train_seconds"] -= sum(e["seconds"] for e in tracker.epochs[1:])
         if recorder is not None:
             from calnas.live.curves import merge_history
 

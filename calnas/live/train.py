@@ -58,14 +58,14 @@ def train(model: torch.nn.Module, splits: Splits, protocol: Protocol, *, device:
     in training mode; it must leave the model, its mode and the RNGs as it found them (the
     trajectory tracker, calnas.live.trajectory, and the curve recorder, calnas.live.curves, do).
 
-    The returned ``history`` has one entry per epoch: its mean training loss and accuracy and
+    ``train_seconds`` is the wall time of the training with the hook's time left out. The returned ``history`` has one entry per epoch: its mean training loss and accuracy and
     ``cpu_seconds``, the process CPU time spent training so far with the hook's time left out.
     CPU time, not wall time: it is what a simulator charges for reaching that epoch, and on a
     shared machine it does not grow with the load of other processes the way wall time does.
     """
     start = time.perf_counter()
     cpu_start = time.process_time()
-    hook_cpu = 0.0
+    hook_cpu = hook_wall = 0.0
     history: list[dict] = []
     gen = torch.Generator().manual_seed(seed)
     x_all = torch.from_numpy(splits.train_x)
@@ -102,12 +102,13 @@ def train(model: torch.nn.Module, splits: Splits, protocol: Protocol, *, device:
         history.append({"epoch": epoch + 1, "train_loss": last_loss, "train_acc": correct / max(seen, 1),
                         "cpu_seconds": time.process_time() - cpu_start - hook_cpu})
         if on_epoch is not None:
-            hook_start = time.process_time()
+            hook_start, hook_wall_start = time.process_time(), time.perf_counter()
             on_epoch(epoch + 1, model)
             hook_cpu += time.process_time() - hook_start
+            hook_wall += time.perf_counter() - hook_wall_start
     return {"steps": step, "final_train_loss": last_loss,
             "final_train_acc": last_correct / max(last_seen, 1),
-            "train_seconds": time.perf_counter() - start, "history": history}
+            "train_seconds": time.perf_counter() - start - hook_wall, "history": history}
 
 
 @torch.inference_mode()
