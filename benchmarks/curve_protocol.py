@@ -4,8 +4,9 @@ training seeds on one fixed split, curves at geometric epochs.
     .venv/bin/python benchmarks/curve_protocol.py --n 60              # docs/live.md's table
     .venv/bin/python benchmarks/curve_protocol.py --n 60 --candidates e20,t150,b32,lr0.1
 
-A candidate is ``eEPOCHS,tTRAIN,bBATCH,lrLR[,cCHANNELS][,nCELLS]`` (a part left out: ``DIGITS_TSS``'s
-value). Each trains the first ``--n`` isomorphism classes of the table build order
+A candidate is ``eEPOCHS,tTRAIN,bBATCH,lrLR[,cCHANNELS][,nCELLS][,spare]`` (a part left out: ``DIGITS_TSS``'s
+value; ``spare``: the training-pool images a short training set leaves unused join the test
+split, ``Protocol.spare_to_test``). Each trains the first ``--n`` isomorphism classes of the table build order
 (``calnas.live.build.build_order``) with training seeds 0, 1, 2 on the split of seed 0, through
 the same ``evaluate_prepared`` path (curve recorder on, at ``geometric_epochs``) as ``calnas
 table build --curves``, in ``--workers`` processes of one torch thread each. Cost is CPU time
@@ -47,6 +48,9 @@ def parse_candidate(text: str) -> Protocol:
     changes = {}
     for part in text.split(","):
         part = part.strip().lower()
+        if part == "spare":  # unused training-pool images join the (then uncapped) test split
+            changes.update(spare_to_test=True, test_size=None)
+            continue
         for prefix in ("lr", "e", "t", "b", "c", "n"):
             if part.startswith(prefix):
                 value = part[len(prefix):]
@@ -57,14 +61,15 @@ def parse_candidate(text: str) -> Protocol:
     return replace(DIGITS_TSS, **changes)
 
 
-def _init(settings: dict) -> None:
+def _init(settings: dict, ratio: float = 2.0) -> None:
     import torch
 
     from calnas.live.evaluate import load_protocol_splits
 
     torch.set_num_threads(1)
     protocol = Protocol.from_settings(settings)
-    _STATE.update(protocol=protocol, splits=load_protocol_splits(protocol, seed=0), device=torch.device("cpu"))
+    _STATE.update(protocol=protocol, splits=load_protocol_splits(protocol, seed=0), device=torch.device("cpu"),
+                  ratio=ratio)
 
 
 def _one(job: tuple[int, int]) -> dict:
@@ -78,11 +83,17 @@ def _one(job: tuple[int, int]) -> dict:
     protocol = _STATE["protocol"]
     start = time.process_time()
     rec = evaluate_prepared(TSS.arch(index), TSS, protocol, _STATE["splits"], device=_STATE["device"], seed=seed,
-                            curve_epochs=geometric_epochs(protocol.epochs)).record
+                            curve_epochs=geometric_epochs(protocol.epochs, _STATE["ratio"])).record
     m = rec["metrics"]
     return {"index": index, "seed": seed, "cpu": time.process_time() - start, "acc": m["acc"],
             "pre": m["pre_ECE_15"], "post": m["post_ECE_15"], "T": m["temperature"],
             "train_acc": rec["training"]["final_train_acc"]}
+
+
+def _test_labels(protocol: Protocol):
+    from calnas.live.evaluate import load_protocol_splits
+
+    return load_protocol_splits(protocol, seed=0).test_y
 
 
 def within_share(values: np.ndarray) -> tuple[float, float]:
@@ -95,7 +106,7 @@ def within_share(values: np.ndarray) -> tuple[float, float]:
     return (within / k) / means_var if means_var > 0 else float("nan"), within / (within + between)
 
 
-def measure(protocol: Protocol, n: int, workers: int) -> dict:
+def measure(protocol: Protocol, n: int, workers: int, ratio: float = 2.0, dump=None) -> dict:
     import multiprocessing as mp
 
     from scipy.stats import spearmanr
@@ -105,8 +116,10 @@ def measure(protocol: Protocol, n: int, workers: int) -> dict:
 
     indices = build_order(TSS)[:n]
     jobs = [(i, s) for i in indices for s in SEEDS]
-    with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(protocol.settings(),)) as pool:
+    with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(protocol.settings(), ratio)) as pool:
         rows = pool.map(_one, jobs, chunksize=1)
+    if dump is not None:
+        Path(dump).write_text(json.dumps(rows))
     by = {(r["index"], r["seed"]): r for r in rows}
 
     def grid(key):
@@ -115,7 +128,7 @@ def measure(protocol: Protocol, n: int, workers: int) -> dict:
     acc, pre, post, temp = grid("acc"), grid("pre"), grid("post"), grid("T")
     cpu = np.array([r["cpu"] for r in rows])
     p10, p50, p90 = np.quantile(acc.mean(1), [0.1, 0.5, 0.9])
-    out = {"epochs": protocol.epochs, "train": protocol.train_size, "batch": protocol.batch_size, "lr": protocol.lr,
+    out = {"epochs": protocol.epochs, "curve_ratio": ratio, "test": int(len(_test_labels(protocol))), "train": protocol.train_size, "batch": protocol.batch_size, "lr": protocol.lr,
            "channels": protocol.channels, "cells": protocol.cells, "classes": n, "seeds": len(SEEDS),
            "cpu_s_per_training": round(float(cpu.mean()), 3),
            "table_cpu_hours": round(float(cpu.mean()) * TSS_CLASSES * len(SEEDS) / 3600, 1),
@@ -135,11 +148,11 @@ def measure(protocol: Protocol, n: int, workers: int) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    header = ["epochs", "train", "lr", "C/N", "CPU s/training", "table CPU-h", "acc p10/p50/p90", "median T",
+    header = ["epochs", "train", "test", "lr", "C/N", "CPU s/training", "table CPU-h", "acc p10/p50/p90", "median T",
               "classes T<1", "rho(acc, pre ECE)", "within acc", "within pre ECE", "within post ECE"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for r in rows:
-        cells = [r["epochs"], r["train"], f"{r['lr']:g}", f"{r['channels']}/{r['cells']}", f"{r['cpu_s_per_training']:.2f}",
+        cells = [r["epochs"], r["train"], r["test"], f"{r['lr']:g}", f"{r['channels']}/{r['cells']}", f"{r['cpu_s_per_training']:.2f}",
                  f"{r['table_cpu_hours']:.1f}", " / ".join(f"{v:.3f}" for v in r["acc_p10_p50_p90"]),
                  f"{r['median_T']:.2f}", f"{r['classes_T_below_1']:.2f}", f"{r['rho_acc_pre_ece']:.2f}",
                  f"{r['within_acc_mean3']:.2f} ({r['within_acc_single']:.2f})",
@@ -154,10 +167,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=60, help="isomorphism classes (first of the build order)")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--candidates", nargs="+", default=DEFAULT_CANDIDATES)
+    ap.add_argument("--ratio", type=float, default=2.0, help="ratio of the geometric curve epochs (1, r, r^2, ..., last)")
+    ap.add_argument("--dump", default=None, help="folder for each candidate's per-training rows (JSON)")
     args = ap.parse_args()
     rows = []
     for text in args.candidates:
-        row = {"candidate": text, **measure(parse_candidate(text), args.n, args.workers)}
+        dump = None if args.dump is None else Path(args.dump) / f"{text}.json"
+        row = {"candidate": text, **measure(parse_candidate(text), args.n, args.workers, args.ratio, dump)}
         print(json.dumps(row), flush=True)
         rows.append(row)
     print(markdown(rows))

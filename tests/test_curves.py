@@ -154,3 +154,39 @@ def test_cli_curve_options_are_checked_before_any_work(tmp_path, run_cli):
         assert result.returncode == 2, result.stderr
         assert message in result.stderr
         assert not out.exists()
+
+
+def test_noise_ceiling_is_one_for_identical_seeds_and_below_for_disagreeing_ones(curve_build):
+    from calnas.curve_table import noise_ceiling
+    from calnas.objectives.spec import parse
+    from calnas.tables import load_csv
+
+    frame = pd.read_csv(curve_build)
+    spec = parse("acc,ece", load_csv(curve_build))
+    same = frame.copy()
+    same.loc[same["seed"] == 2, ["acc", "pre_ECE_15"]] = same.loc[same["seed"] == 0, ["acc", "pre_ECE_15"]].to_numpy()
+    ceiling = noise_ceiling(CurveTable(same), spec)
+    assert ceiling["pairs"] == 2 and ceiling["median"] == ceiling["min"] == pytest.approx(1.0)
+    # seed 2 ranks the two architectures the other way round on both objectives: each seed's
+    # front is the architecture the other seed puts last, a ratio below one
+    crossed = frame.copy()
+    a, b = (crossed["seed"] == 0), (crossed["seed"] == 2)
+    crossed.loc[a, ["acc", "pre_ECE_15"]] = [[0.9, 0.05], [0.5, 0.20]]
+    crossed.loc[b, ["acc", "pre_ECE_15"]] = [[0.5, 0.20], [0.9, 0.05]]
+    ceiling = noise_ceiling(CurveTable(crossed), spec)
+    assert ceiling["max"] < 0.5
+    assert noise_ceiling(CurveTable(frame[frame["seed"] == 0]), spec) is None
+
+
+def test_spare_training_pool_images_join_the_test_split_only_when_asked():
+    from calnas.live.datasets import DIGITS_POOL_SIZES, load_splits
+
+    plain = load_splits("digits", seed=0, train_size=75)
+    spare = load_splits("digits", seed=0, train_size=75, spare_to_test=True)
+    assert len(plain.test_y) == 1097 and len(spare.test_y) == 1097 + DIGITS_POOL_SIZES["train"] - 75
+    assert np.array_equal(spare.test_x[:1097], plain.test_x) and np.array_equal(spare.train_x, plain.train_x)
+    # the added images are the unused pool images: none of them is trained on or validates
+    train_rows = {r.tobytes() for r in spare.train_x}
+    assert not any(r.tobytes() in train_rows for r in spare.test_x[1097:])
+    with pytest.raises(UserError, match="digits"):
+        load_splits("cifar10", data_root=".", spare_to_test=True)

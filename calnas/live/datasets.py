@@ -96,11 +96,16 @@ def file_digest(path) -> str:
 
 
 def load_splits(name: str, *, data_root=None, seed: int = 0, train_size: int | None = None,
-                val_size: int | None = None, test_size: int | None = None) -> Splits:
-    """The dataset's train / validation / test splits; sizes cap each split (None: all)."""
+                val_size: int | None = None, test_size: int | None = None, spare_to_test: bool = False) -> Splits:
+    """The dataset's train / validation / test splits; sizes cap each split (None: all).
+    ``spare_to_test`` (digits only): the training-pool images beyond ``train_size`` join the
+    test split (before ``test_size`` caps it)."""
     key = canonical_dataset(name)
     if key == "digits":
-        return _digits(seed=seed, train_size=train_size, val_size=val_size, test_size=test_size)
+        return _digits(seed=seed, train_size=train_size, val_size=val_size, test_size=test_size,
+                       spare_to_test=spare_to_test)
+    if spare_to_test:
+        raise UserError(f"spare_to_test applies to digits (its fixed training pool), not to {key}")
     if is_npz_key(key):
         return _npz(key, data_root, seed=seed, train_size=train_size, val_size=val_size, test_size=test_size)
     root = require_root(key, data_root)
@@ -153,7 +158,7 @@ def require_root(key: str, data_root) -> Path:
 DIGITS_POOL_SIZES = {"train": 400, "val": 300, "test": 1097}
 
 
-def _digits(*, seed: int, train_size, val_size, test_size) -> Splits:
+def _digits(*, seed: int, train_size, val_size, test_size, spare_to_test: bool = False) -> Splits:
     """Digits split once, with a fixed seed: 400 train pool / 300 validation / 1,097 test.
 
     The split depends on the seed only, so every architecture of a table sees the same images.
@@ -177,6 +182,10 @@ def _digits(*, seed: int, train_size, val_size, test_size) -> Splits:
                                   (test_size, test_idx, "test")):
         if requested is not None and requested > len(pool):
             raise UserError(f"digits has {len(pool)} {what} images; {what}_size={requested} is too large")
+    if spare_to_test and train_size is not None:
+        # A short training set leaves pool images unused; on the test split they make ECE less
+        # noisy (the curve protocol trains on 75 of the 400).
+        test_idx = np.concatenate([test_idx, train_idx[train_size:]])
     train_idx = train_idx[:train_size] if train_size is not None else train_idx
     val_idx = val_idx[:val_size] if val_size is not None else val_idx
     test_idx = test_idx[:test_size] if test_size is not None else test_idx

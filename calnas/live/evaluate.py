@@ -55,7 +55,7 @@ def make_protocol(space: Space, dataset: str, *, protocol: Protocol | None = Non
 
 def load_protocol_splits(protocol: Protocol, *, data_root=None, seed: int = 0) -> Splits:
     return load_splits(protocol.dataset, data_root=data_root, seed=seed, train_size=protocol.train_size,
-                       val_size=protocol.val_size, test_size=protocol.test_size)
+                       val_size=protocol.val_size, test_size=protocol.test_size, spare_to_test=protocol.spare_to_test)
 
 
 def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int | None = None,

@@ -42,6 +42,7 @@ class Protocol:
     val_size: int | None = None     # validation images for temperature scaling (None: all)
     test_size: int | None = None
     drop_last: bool = False         # keep the last partial batch (NATS-Bench's loaders keep it)
+    spare_to_test: bool = False     # digits: pool images beyond train_size join the test split
     threads: int | None = None      # torch threads (None: torch's default)
 
     def __post_init__(self) -> None:
