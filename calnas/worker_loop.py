@@ -91,7 +91,7 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
                 store_constraints(trial, constraint_names, constraints)
             tell(study, trial, values)
         record.told(trial.number, trial_id_of(trial), TrialState.FAIL if values is None else TrialState.COMPLETE,
-                    trial.params, {mark: value}, values, constraints or ())
+                    trial.params, {mark: value, **enqueued_marks(trial)}, values, constraints or ())
 
     record.update()
     checked = time.monotonic()
@@ -173,6 +173,13 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
             record.mine.discard(trial.number)
 
 
+def enqueued_marks(trial) -> dict:
+    """The marks a trial was enqueued with (a random fallback's, by whichever worker enqueued it),
+    for the record of a trial this process tells itself: its counters then read what a record
+    read afresh from the storage reads (``calnas show``)."""
+    return {rec.FALLBACK: True} if trial.user_attrs.get(rec.FALLBACK) else {}
+
+
 def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, stream, constraint_names,
               record) -> None:
     from optuna.trial import TrialState
@@ -198,7 +205,7 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
     set_user_attrs(storage_of(study), trial_id_of(trial), attrs)
     if not evaluation.ok:
         tell(study, trial, state=TrialState.FAIL)
-        record.told(trial.number, trial_id_of(trial), TrialState.FAIL, trial.params, attrs)
+        record.told(trial.number, trial_id_of(trial), TrialState.FAIL, trial.params, {**attrs, **enqueued_marks(trial)})
         return
     values, raw = objective_values(spec, evaluation.metrics)
     violations = ()
@@ -206,7 +213,8 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
         violations = [float(c.violation(np.asarray([r]))[0]) for c, r in zip(spec.constraints, raw)]
         store_constraints(trial, constraint_names, violations)
     tell(study, trial, values)
-    record.told(trial.number, trial_id_of(trial), TrialState.COMPLETE, trial.params, attrs, values, violations)
+    record.told(trial.number, trial_id_of(trial), TrialState.COMPLETE, trial.params, {**attrs, **enqueued_marks(trial)},
+                values, violations)
 
 
 def _abandon(study, trial) -> None:
