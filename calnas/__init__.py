@@ -7,6 +7,7 @@ Python API::
     table.to_frame()
     result = calnas.search(objectives="acc,ece", budget=500, seed=0)
     live = calnas.search(objectives="acc,ece", budget=40, live=calnas.LiveConfig(dataset="digits"))
+    again = calnas.show("sqlite:///s.db")                 # a stored search, from its storage alone
 
 Imports are lazy so ``import calnas`` stays cheap and never pulls torch.
 """
@@ -15,28 +16,28 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["load_benchmark", "search", "LiveConfig", "get_space", "UserError", "__version__"]
+__all__ = ["load_benchmark", "search", "run_search", "show", "SearchResult", "LiveConfig", "get_space", "UserError",
+           "__version__"]
+
+# name -> the module that defines it, imported on first use.
+_LAZY = {
+    "load_benchmark": "calnas.tables",
+    "search": "calnas.api",
+    "run_search": "calnas.api",
+    "show": "calnas.api",
+    "SearchResult": "calnas.result",
+    "LiveConfig": "calnas.live.config",
+    "get_space": "calnas.spaces",
+    "UserError": "calnas.errors",
+}
 
 
 def __getattr__(name):
-    if name == "load_benchmark":
-        from calnas.tables import load_benchmark
+    import importlib
 
-        return load_benchmark
-    if name == "search":
-        from calnas.searching import search
-
-        return search
-    if name == "LiveConfig":
-        from calnas.live.search import LiveConfig
-
-        return LiveConfig
-    if name == "get_space":
-        from calnas.spaces import get_space
-
-        return get_space
-    if name == "UserError":
-        from calnas.errors import UserError
-
-        return UserError
+    module = _LAZY.get(name)
+    if module is not None:
+        return getattr(importlib.import_module(module), name)
+    if name == "searching":  # scripts reached the engine's first home as calnas.searching after calnas.search
+        return importlib.import_module("calnas.searching")
     raise AttributeError(f"module 'calnas' has no attribute {name!r}")

@@ -64,18 +64,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Sequence
 
+from calnas.datasets import NATS_INPUTS as DATASET_INPUTS
 from calnas.errors import UserError
-from calnas.spaces import SSS, TSS
-
-DATASET_INPUTS: dict[str, tuple[int, int]] = {
-    "cifar10": (32, 10),
-    "cifar100": (32, 100),
-    "imagenet16-120": (16, 120),
-}
-
-# The one cell every SSS network uses: NATS-Bench's size space fixes the topology to the best
-# TSS cell (see ``genotype`` in exps/NATS-Bench/main-sss.py of D-X-Y/AutoDL-Projects).
-SSS_GENOTYPE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+from calnas.spaces import SSS, SSS_GENOTYPE, TSS
 
 # Source node of each of the 6 edges, in the order of an arch string.
 _EDGE_SOURCES = (0, 0, 1, 0, 1, 2)

@@ -25,10 +25,13 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from calnas import pareto, record as rec
+from calnas.checks import DEDUPE_MODES, check_dedupe
+from calnas.columns import COST_COLUMNS
 from calnas.errors import UserError
+from calnas.pareto import display_order
 
-DEDUPE_MODES = ("arch", "iso")
-COST_COLUMNS = ("params", "flops")
+__all__ = ["DEDUPE_MODES", "COST_COLUMNS", "Candidates", "Evaluation", "KnownFront", "Evaluator", "TableEvaluator",
+           "objective_values", "display_order", "reference_point", "known_front"]
 
 
 @dataclass
@@ -82,6 +85,8 @@ class Evaluator:
     name: str = ""
     dataset: str | None = None
     covers_space: bool = False
+    # What a study's budget counts: distinct architectures ("arch") or isomorphism classes ("iso").
+    dedupe: str = "arch"
     # Seconds between heartbeats of a running evaluation, and the silence after which another
     # worker takes it for dead: a table lookup takes microseconds, a live training minutes.
     heartbeat_interval: float = 1.0
@@ -121,7 +126,13 @@ class Evaluator:
     def attach(self, study) -> None:
         """Called once in the searching process with the opened study, before any worker starts."""
 
-    def worker_factory(self, *, benchmark=None, data_dir=None) -> Callable[..., "Evaluator"]:
+    def recorded_protocol(self, stored):
+        """A protocol a study stored (``protocol`` of an earlier run's evaluator of this kind) as
+        this version records it, so a study made before a protocol setting existed continues
+        under its default; the engine compares it with :attr:`protocol`."""
+        return stored
+
+    def worker_factory(self) -> Callable[..., "Evaluator"]:
         """A picklable callable ``factory(stream=N)`` that rebuilds this evaluator in a spawned
         worker process."""
         raise NotImplementedError
@@ -130,11 +141,6 @@ class Evaluator:
 def objective_values(spec, metrics: Mapping[str, float]) -> tuple[list[float], list[float]]:
     """(objective values in the user's directions, raw constraint values) of one metrics row."""
     return [o.value_of(metrics) for o in spec.objectives], [c.objective.value_of(metrics) for c in spec.constraints]
-
-
-def display_order(points: np.ndarray) -> np.ndarray:
-    """Best first on the first objective, then the next ones (stable, so ties keep row order)."""
-    return np.lexsort(points.T[::-1])
 
 
 def reference_point(k: int) -> np.ndarray:
@@ -152,10 +158,11 @@ class TableEvaluator(Evaluator):
     kind = "table"
     needs_heartbeat = False
 
-    def __init__(self, table, spec, dedupe: str = "arch"):
-        if dedupe not in DEDUPE_MODES:
-            raise UserError(f"unknown dedupe mode {dedupe!r}; expected one of {', '.join(DEDUPE_MODES)}")
-        self.table, self.spec, self.dedupe = table, spec, dedupe
+    def __init__(self, table, spec, dedupe: str = "arch", *, source=None, data_dir=None):
+        """``source`` (a benchmark name or path) and ``data_dir``: how a worker process loads the
+        same table (cheaper to send than the table itself); None sends the table."""
+        self.table, self.spec, self.dedupe = table, spec, check_dedupe(dedupe)
+        self._source, self._data_dir = source, data_dir
         self.name, self.dataset, self.space = table.name, table.dataset, table.space
         self.covers_space = table.covers_space
         frame = table.frame
@@ -213,14 +220,13 @@ class TableEvaluator(Evaluator):
     def known_front(self) -> KnownFront:
         return known_front(self.points, self.violation)
 
-    def worker_factory(self, *, benchmark=None, data_dir=None):
-        # A name or path is cheaper to send than the table itself.
-        source = benchmark if benchmark is not None else self.table
-        return functools.partial(_table_evaluator, source, data_dir, self.spec, self.dedupe)
+    def worker_factory(self):
+        source = self._source if self._source is not None else self.table
+        return functools.partial(_table_evaluator, source, self._data_dir, self.spec, self.dedupe)
 
 
 def _table_evaluator(benchmark, data_dir, spec, dedupe, *, stream: int = 0) -> TableEvaluator:
-    from calnas.searching import resolve_table
+    from calnas.tables import resolve_table
 
     return TableEvaluator(resolve_table(benchmark, data_dir), spec, dedupe)
 
@@ -262,9 +268,7 @@ def known_front(points: np.ndarray, violation: np.ndarray | None) -> KnownFront:
 
 def _compute_front(points: np.ndarray, violation: np.ndarray | None) -> KnownFront:
     lower, upper = points.min(axis=0), points.max(axis=0)
-    positions = np.flatnonzero(pareto.front_mask(points, violation))
-    positions = positions[display_order(points[positions])]
-    feasible = positions if violation is None else positions[violation[positions] <= 0]
+    positions, feasible = pareto.front_positions(points, violation)
     scaled = pareto.normalise(points[feasible], lower, upper)
     reference = reference_point(points.shape[1])
     return KnownFront(positions, pareto.hypervolume(scaled, reference), lower, upper,

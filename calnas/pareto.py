@@ -119,6 +119,22 @@ def front_mask(points, violation=None) -> np.ndarray:
     return mask
 
 
+def display_order(points) -> np.ndarray:
+    """Best first on the first objective, then the next ones (stable, so ties keep row order)."""
+    return np.lexsort(np.asarray(points).T[::-1])
+
+
+def front_positions(points, violation=None) -> tuple[np.ndarray, np.ndarray]:
+    """(the first feasible-first front, its feasible members): positions into ``points`` in
+    display order. The feasible members are what a hypervolume and a "front found" count read;
+    the whole front is what a result shows (the least violating points when none is feasible)."""
+    pts = np.asarray(points, dtype=float)
+    positions = np.flatnonzero(front_mask(pts, violation)) if len(pts) else np.zeros(0, dtype=int)
+    positions = positions[display_order(pts[positions])]
+    feasible = positions if violation is None else positions[np.asarray(violation)[positions] <= 0]
+    return positions, feasible
+
+
 def _ranks_matrix(pts: np.ndarray) -> np.ndarray:
     dominates_ = np.all(pts[:, None, :] <= pts[None, :, :], axis=2) & np.any(pts[:, None, :] < pts[None, :, :], axis=2)
     dominators = dominates_.sum(axis=0)

@@ -56,6 +56,9 @@ from datetime import datetime
 import numpy as np
 from optuna.trial import TrialState
 
+from calnas.constraints import trial_constraints
+from calnas.optuna_compat import storage_of, study_id_of, trial_id_of
+
 ARCH = "arch"
 INDEX = "index"
 METRICS = "metrics"
@@ -76,6 +79,7 @@ OWNER = "calnas:owner"  # system attr: the machine and process evaluating a tria
 OWNER_PREFIX = "calnas:worker:"  # study system attrs: the processes that worked on the study
 STUDY_ATTR = "calnas"  # study user attr: what was searched (objectives, space, table, ...)
 RUN_ATTR = "calnas_run"  # study user attr: the last run's searcher, seed, budget
+EXHAUSTED_ATTR = "calnas_exhausted"  # study user attr: every candidate was evaluated
 
 _FREE_MARKS = (TAKEN_BY, NOT_IN_TABLE, INFEASIBLE, OVER_BUDGET)
 
@@ -125,7 +129,7 @@ class StudyRecord:
         # Set by workers that register their process (live searches, see owner_gone): a trial
         # with no owner yet is dead once every registered process of this machine is.
         self.owners = False
-        self._storage, self._study_id = study._storage, study._study_id
+        self._storage, self._study_id = storage_of(study), study_id_of(study)
         self._n_params = len(domain.distributions)
         self._position_of, self._key_of = domain.position_of_params, domain.key
         self.entries: list[Entry] = []  # in the order they were found finished
@@ -172,7 +176,7 @@ class StudyRecord:
         if number not in self.mine:
             self.foreign += 1
         if not state.is_finished():
-            self._pending[number] = trial._trial_id
+            self._pending[number] = trial_id_of(trial)
             if state == TrialState.RUNNING and len(trial.params) >= self._n_params:
                 position = self._position_of(trial.params)
                 self.unparametrised.discard(number)
@@ -422,8 +426,6 @@ def last_sign_of_life(trial) -> float:
 def _constraint_values(trial) -> list[float]:
     if isinstance(trial, _Told):
         return list(trial.constraints)
-    from calnas.searchers._base import trial_constraints
-
     return trial_constraints(trial)
 
 
@@ -435,10 +437,11 @@ _RECORDS: "weakref.WeakKeyDictionary[object, dict[int, StudyRecord]]" = weakref.
 def record_for(study, domain, **options) -> StudyRecord:
     """This process's record of ``study`` (created on first use, e.g. by a sampler used in a
     plain Optuna study)."""
-    per_storage = _RECORDS.setdefault(study._storage, {})
-    record = per_storage.get(study._study_id)
+    study_id = study_id_of(study)
+    per_storage = _RECORDS.setdefault(storage_of(study), {})
+    record = per_storage.get(study_id)
     if record is None or record.domain is not domain:
-        record = per_storage[study._study_id] = StudyRecord(study, domain, **options)
+        record = per_storage[study_id] = StudyRecord(study, domain, **options)
     return record
 
 

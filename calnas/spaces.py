@@ -28,6 +28,10 @@ TSS_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x
 TSS_EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 SSS_CHANNELS: tuple[int, ...] = (8, 16, 24, 32, 40, 48, 56, 64)
 SSS_LAYERS = 5
+# The one cell every SSS network uses: NATS-Bench's size space fixes the topology to the best
+# TSS cell on CIFAR-100 validation (index 9930; ``genotype`` in exps/NATS-Bench/main-sss.py of
+# D-X-Y/AutoDL-Projects); only the five channel counts vary.
+SSS_GENOTYPE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
 # ASCII digits only: str.isdigit() also accepts '²' or '٣', which int() rejects or reads as 3.

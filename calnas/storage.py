@@ -140,41 +140,15 @@ def set_user_attrs(storage, trial_id: int, attrs: dict) -> None:
 
     On an RDB storage each ``set_trial_user_attr`` is a transaction of its own (a commit, an
     fsync for SQLite), on a journal file an append under the file lock; calnas writes three per
-    evaluation, so it writes them in one transaction (RDB, through the storage's own
-    per-attribute helper) or one append of three log records (journal, the records Optuna
-    itself writes). Any other storage, or an Optuna without those internals, gets the public
-    per-attribute calls.
+    evaluation, so it writes them in one transaction (RDB) or one append of three log records
+    (journal), through :mod:`calnas.optuna_compat`. Any other storage, or an Optuna without
+    those internals, gets the public per-attribute calls.
     """
-    if _journal_batch(storage, trial_id, attrs):
+    from calnas import optuna_compat
+
+    if optuna_compat.journal_set_user_attrs(storage, trial_id, attrs):
         return
-    backend = getattr(storage, "_backend", storage)
-    write = getattr(backend, "_set_trial_attr_without_commit", None)
-    scoped = getattr(backend, "scoped_session", None)
-    if write is None or scoped is None:
-        for key, value in attrs.items():
-            storage.set_trial_user_attr(trial_id, key, value)
+    if optuna_compat.rdb_set_user_attrs(storage, trial_id, attrs):
         return
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    with _create_scoped_session(scoped, True) as session:
-        for key, value in attrs.items():
-            write(session, models.TrialUserAttributeModel, trial_id, key, value)
-
-
-def _journal_batch(storage, trial_id: int, attrs: dict) -> bool:
-    from optuna.storages import JournalStorage
-
-    if not isinstance(storage, JournalStorage):
-        return False
-    try:
-        from optuna.storages.journal._storage import JournalOperation
-
-        lock, replay, backend = storage._thread_lock, storage._replay_result, storage._backend
-    except (ImportError, AttributeError):
-        return False
-    with lock:
-        backend.append_logs([{"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": replay.worker_id,
-                              "trial_id": trial_id, "user_attr": {key: value}} for key, value in attrs.items()])
-        storage._sync_with_backend()
-    return True
+    for key, value in attrs.items():
+        storage.set_trial_user_attr(trial_id, key, value)

@@ -3,7 +3,7 @@
 The calling process is worker 0; ``start_workers`` spawns the others. Each rebuilds the
 evaluator with the picklable factory the evaluator gave (``Evaluator.worker_factory``: a table
 by name, or a live evaluator's configuration), opens the same storage and runs
-:func:`calnas.searching.run_worker` with its own stream (seed). They coordinate only through the
+:func:`calnas.worker_loop.run_worker` with its own stream (seed). They coordinate only through the
 storage (see :mod:`calnas.record`); a worker that dies leaves a RUNNING trial that the others
 fail as stale and evaluate again.
 """
@@ -93,7 +93,8 @@ def _die_with_parent() -> None:
 
 
 def _work(payload: dict, stream: int) -> None:
-    from calnas.searching import open_study, run_worker
+    from calnas.study import open_study
+    from calnas.worker_loop import run_worker
 
     run = payload["run"]
     spec = payload["spec"]

@@ -1,7 +1,7 @@
 """Names calnas knows as objectives: the table schema's columns, their short aliases, directions.
 
 The schema is that of the published calibration dataset plus calnas's own columns
-(``docs/calibration-table-schema.md``). Columns are grouped into families; a family says which
+(``docs/tables.md``). Columns are grouped into families; a family says which
 direction is better and, when a table lacks one of its columns, which kind of table has it.
 
 Short names (case-insensitive):

@@ -9,48 +9,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
-
 import numpy as np
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, Trial, TrialState
 
+from calnas.constraints import ConstraintsFunc, total_violation
+from calnas.optuna_compat import process_constraints_after_trial, study_id_of
 from calnas.searchers.domain import Domain
-
-ConstraintsFunc = Callable[[FrozenTrial], Sequence[float]]
-
-# Optuna >= 5 keeps constraint values on the trial (Trial.set_constraint) and its samplers read
-# them from there (constraints_func is deprecated); older versions need a constraints_func.
-TRIAL_CONSTRAINTS = hasattr(Trial, "set_constraint")
-_USER_ATTR = "calnas_constraints"
-
-
-def store_constraints(trial: Trial, names: Sequence[str], values: Sequence[float]) -> None:
-    """Record a trial's constraint values (<= 0 satisfied) where this Optuna's samplers look."""
-    if TRIAL_CONSTRAINTS:
-        for name, value in zip(names, values):
-            trial.set_constraint(name, value)
-    else:
-        trial.set_user_attr(_USER_ATTR, list(values))
-
-
-def constraints_func(constrained: bool) -> ConstraintsFunc | None:
-    """What to pass as ``constraints_func`` to Optuna's samplers (None on Optuna >= 5)."""
-    if not constrained or TRIAL_CONSTRAINTS:
-        return None
-    return _from_user_attrs
-
-
-def _from_user_attrs(trial: FrozenTrial) -> list[float]:
-    return list(trial.user_attrs.get(_USER_ATTR, []))
-
-
-def trial_constraints(trial: FrozenTrial) -> list[float]:
-    if TRIAL_CONSTRAINTS:
-        return list(trial.constraints.values())
-    return _from_user_attrs(trial)
-
 
 @dataclass
 class History:
@@ -169,9 +134,7 @@ class DomainSampler(BaseSampler):
     def after_trial(self, study, trial, state, values):
         if self._constraints_func is not None:
             # Older Optuna: store the values where Optuna's own samplers and best_trials look.
-            from optuna.samplers._base import _process_constraints_after_trial
-
-            _process_constraints_after_trial(self._constraints_func, study, trial, state)
+            process_constraints_after_trial(self._constraints_func, study, trial, state)
 
     def reseed_rng(self) -> None:
         self._independent.reseed_rng()
@@ -186,9 +149,10 @@ class DomainSampler(BaseSampler):
 
         record = record_for(study, self._domain).update()
         domain = self._domain
-        history = self._histories.get(study._study_id)
+        study_id = study_id_of(study)
+        history = self._histories.get(study_id)
         if history is None:
-            history = self._histories[study._study_id] = History(class_mask=domain.mask((), of="classes"))
+            history = self._histories[study_id] = History(class_mask=domain.mask((), of="classes"))
         signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
         for entry in record.entries[history.folded:]:
             history.seen.add(entry.key)
@@ -198,7 +162,7 @@ class DomainSampler(BaseSampler):
             if entry.values is None:
                 continue  # a failed evaluation: taken, but nothing to learn from
             history.append(entry.position, tuple(s * v for s, v in zip(signs, entry.values)),
-                           float(sum(max(0.0, c) for c in entry.constraints)))
+                           total_violation(entry.constraints))
         history.folded = len(record.entries)
         running = record.running_holders()
         history.running_keys = set(running)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from calnas.optuna_compat import study_id_of
 from calnas.pareto import REFERENCE, best_improvements, front_mask, normalise
 from calnas.searchers._base import History
 from calnas.searchers.local import LocalSearchSampler
@@ -74,7 +75,7 @@ class GuidedLocalSampler(LocalSearchSampler):
         scaled = normalise(points, lower, upper)
         constrained = bool(np.any(violations > 0))
         targets = np.column_stack([scaled, violations]) if constrained else scaled
-        model = self._models.setdefault(study._study_id, HammingGP(self._domain.onehot))
+        model = self._models.setdefault(study_id_of(study), HammingGP(self._domain.onehot))
         mean, sd = model.fit(history.positions, targets).predict(candidates)
         k = scaled.shape[1]
         optimistic = mean[:, :k] - self.beta * sd[:, :k]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from calnas.optuna_compat import study_id_of
 from calnas.pareto import front_mask
 from calnas.searchers._base import DomainSampler, History
 
@@ -165,7 +166,7 @@ class LocalSearchSampler(DomainSampler):
         arrive and taken again from all live members only when one of it leaves, so a proposal
         does not cost more as the history grows.
         """
-        state = self._archives.setdefault(study._study_id, _Archive())
+        state = self._archives.setdefault(study_id_of(study), _Archive())
         points, violations = history.points(), history.violation_array()
         state.fold(points, violations)
         blocked: set[int] = set()  # members whose free neighbours other workers are evaluating
@@ -194,7 +195,7 @@ class LocalSearchSampler(DomainSampler):
         else:
             free = self._domain.unseen(neighbours, history.seen)
         if not free:
-            self._archives.setdefault(study._study_id, _Archive()).exhausted.add(int(i))
+            self._archives.setdefault(study_id_of(study), _Archive()).exhausted.add(int(i))
         if history.running_keys:
             free = self._unseen(history, free)
         return free

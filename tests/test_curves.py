@@ -157,7 +157,7 @@ def test_cli_curve_options_are_checked_before_any_work(tmp_path, run_cli):
 
 
 def test_noise_ceiling_is_one_for_identical_seeds_and_below_for_disagreeing_ones(curve_build):
-    from calnas.curve_table import noise_ceiling
+    from calnas.noise_ceiling import noise_ceiling
     from calnas.objectives.spec import parse
     from calnas.tables import load_csv
 

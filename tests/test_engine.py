@@ -137,14 +137,35 @@ def _search_cmd(url: str, budget: int, *extra) -> list[str]:
             "--storage", url, "--study-name", "k", "--no-plot", "--json", *extra]
 
 
+def _finished_trials(url: str) -> int:
+    """Finished trials in a SQLite study, read with sqlite3 (cheap enough to poll; 0 before the
+    search has made its tables)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(url[len("sqlite:///"):], timeout=5) as connection:
+            return connection.execute("SELECT COUNT(*) FROM trials WHERE state != 'RUNNING'").fetchone()[0]
+    except sqlite3.OperationalError:  # no such table yet
+        return 0
+
+
 def _kill_and_rerun(tmp_path, url: str, budget: int, kills: int, seed: int) -> subprocess.CompletedProcess:
     rng = random.Random(seed)
     for _ in range(kills):
+        before = _finished_trials(url)
         proc = subprocess.Popen(_search_cmd(url, budget, "--out", tmp_path / "k"), cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        time.sleep(rng.uniform(2.0, 5.0))  # start-up is ~1.5 s: most kills land mid-search
+        # Killed once this run has recorded something, whatever the machine's speed, plus a random
+        # fraction of a second so that kills land in every phase of a trial.
+        deadline = time.monotonic() + 120
+        while _finished_trials(url) <= before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.1))
+        assert proc.poll() is None, "the search finished before it was killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        done = len(stored_evaluations(url, "k"))
+        assert 0 < done < budget, done  # the kill landed mid-search: trials were being recorded
     return subprocess.run(_search_cmd(url, budget, "--out", tmp_path / "k"), cwd=ROOT, capture_output=True,
                           text=True, stdin=subprocess.DEVNULL)
 

@@ -48,21 +48,11 @@ def flag_names(flags: dict[str, str]):
 _BINNED = re.compile(r"^(pre|post)_(.+)_(\d+)$")
 
 
-def _clean(value):
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item"):
-        return _clean(value.item())
-    return value
-
-
 def print_json(obj) -> None:
     """One JSON object on stdout; NaN becomes null so every JSON reader accepts it."""
-    sys.stdout.write(json.dumps(_clean(obj), indent=2) + "\n")
+    from calnas.plain import jsonable
+
+    sys.stdout.write(json.dumps(jsonable(obj), indent=2) + "\n")
     sys.stdout.flush()
 
 

@@ -25,7 +25,9 @@ def _parse_bins(text: Optional[str]):
 
 def _json_value(v: float):
     # JSON has no NaN or infinity; undefined metrics (and an infinite NLL) become null.
-    return None if isinstance(v, float) and not math.isfinite(v) else v
+    from calnas.plain import jsonable
+
+    return jsonable(v)
 
 
 def _print_table(panel: dict[str, float], source: Path) -> None:

@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import time
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from calnas.commands import _training
-from calnas.commands._common import console, err_console, flag_names, fmt, print_json, quiet_optuna
+from calnas.commands._common import flag_names, quiet_optuna
+from calnas.commands._search_options import (DEFAULTS, FLAGS, LIVE_DEFAULTS, _merge,  # noqa: F401 - names scripts use
+                                             _read_config)
+from calnas.commands._search_progress import _LiveProgress, _progress
+from calnas.commands._search_report import report, result_folder  # noqa: F401 - show reports through these
 from calnas.errors import UserError
-
-# dedupe None: arch for a table, iso for a live TSS search (the library decides).
-DEFAULTS = {"objective": ["acc,ece"], "constraint": [], "budget": 500, "searcher": "auto", "seed": 0,
-            "benchmark": None, "data-dir": None, "dedupe": None, "out": None, "json": False, "no-plot": False,
-            "storage": None, "study-name": None, "workers": 1}
-# Live search: --live and the training options (shared with evaluate --live and table build).
-LIVE_DEFAULTS = {**_training.DEFAULTS, "space": "tss", "train-seed": 0, "device": "auto", "devices": None,
-                 "table-out": None, "cache": [], "recipes": None}
-DEFAULTS.update({"live": False, **LIVE_DEFAULTS})
-_INT_KEYS = ("budget", "seed", "workers", "epochs", "channels", "cells", "train-seed")
-_NUMBER_KEYS = ("lr",)
-_BOOL_KEYS = ("json", "no-plot", "live")
-_STR_KEYS = ("searcher", "benchmark", "data-dir", "dedupe", "out", "storage", "study-name", "dataset", "data-root",
-             "space", "device", "devices", "table-out", "recipe", "optimizer", "recipes")
-# Library parameter names -> the flags that set them, for error messages.
-FLAGS = {"budget": "--budget", "seed": "--seed", "workers": "--workers", "study_name": "--study-name",
-         "storage": "--storage", "dedupe": "--dedupe", "objectives": "--objective", "constraints": "--constraint",
-         "data_dir": "--data-dir"}
-# Config keys that name the same option.
-_CONFIG_ALIASES = {"objectives": "objective", "constraints": "constraint"}
 
 HELP = """Search a table for architectures that are accurate and well calibrated; show the Pareto front.
 
@@ -130,38 +112,19 @@ def search_cmd(
     with result_folder(options["out"]) as out_dir:  # checked and claimed before the search runs
         live_config = _live_config(options, given, config_values, out_dir)
 
-        from calnas.searching import search
+        from calnas.api import prepare, run_search
 
         quiet_optuna()
         with flag_names(FLAGS), _progress(enabled=not options["json"] and live_config is None) as advance:
-            watch = _LiveProgress(options, enabled=not options["json"]) if live_config is not None else None
-            result = search(options["benchmark"], options["objective"], budget=options["budget"],
-                            searcher=options["searcher"], seed=options["seed"], constraints=options["constraint"],
-                            dedupe=options["dedupe"], data_dir=options["data-dir"], progress=advance,
-                            storage=options["storage"], study_name=options["study-name"],
-                            workers=options["workers"], live=live_config, report=watch)
+            evaluator, spec = prepare(options["benchmark"], options["objective"], options["constraint"],
+                                      options["dedupe"], data_dir=options["data-dir"], live=live_config,
+                                      workers=options["workers"])
+            watch = (_LiveProgress(spec, options["workers"], enabled=not options["json"])
+                     if live_config is not None else None)
+            result = run_search(evaluator, spec, budget=options["budget"], searcher=options["searcher"],
+                                seed=options["seed"], storage=options["storage"], study_name=options["study-name"],
+                                workers=options["workers"], progress=advance, report=watch)
         report(result, out_dir, as_json=options["json"], plot=not options["no-plot"])
-
-
-@contextmanager
-def result_folder(out):
-    """The result folder, checked (a folder calnas can write) and claimed against other calnas
-    runs before any work: ``out``, or without it a new runs/search-NNN."""
-    from calnas.files import claim_folder
-
-    with ExitStack() as stack:
-        if out is not None:
-            yield stack.enter_context(claim_folder(out))
-            return
-        n = 1
-        while True:
-            try:
-                folder = stack.enter_context(claim_folder(Path("runs") / f"search-{n:03d}", new=True))
-            except FileExistsError:
-                n += 1
-                continue
-            yield folder
-            return
 
 
 def _live_config(options: dict, given: dict, config: dict, out_dir: Path):
@@ -174,7 +137,8 @@ def _live_config(options: dict, given: dict, config: dict, out_dir: Path):
         return None
     if options["benchmark"] is not None:
         raise UserError("--benchmark and --live exclude each other; give tables that answer without training as --cache")
-    from calnas.live.search import TABLE_NAME, LiveConfig
+    from calnas.live.config import LiveConfig
+    from calnas.live.evaluator import TABLE_NAME
 
     cache = options["cache"]
     return LiveConfig(dataset=options["dataset"], space=options["space"], data_root=options["data-root"],
@@ -186,245 +150,7 @@ def _live_config(options: dict, given: dict, config: dict, out_dir: Path):
                       table_default=out_dir / TABLE_NAME)
 
 
-def report(result, out, *, as_json: bool, plot: bool) -> None:
-    """Write the result files and print the front (or the JSON summary)."""
-    out_dir = Path(out) if out is not None else _new_run_dir()
-    paths = result.save(out_dir, plot=plot)  # also removes an earlier run's figures it does not draw
-    if as_json:
-        print_json({**result.summary(), "out": str(out_dir), "files": {k: str(v) for k, v in paths.items()}})
-        return
-    console.print(_front_table(result))
-    console.print(_summary_line(result, out_dir))
-
-
-def _merge(given: dict, config: dict) -> dict:
-    options = dict(DEFAULTS)
-    options.update({k: v for k, v in config.items() if v is not None})
-    options.update({k: v for k, v in given.items() if v is not None})
-    return options
-
-
-def _read_config(path: Path) -> dict:
-    import yaml
-
-    from calnas.files import check_input
-
-    check_input(path, "config file", "config")
-    try:
-        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise UserError(f"config file {str(path)!r} is not UTF-8 text; expected YAML like 'budget: 500'") from None
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: e.g. a date like 2024-13-01
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise UserError(f"cannot read {str(path)!r} as YAML ({first})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"config {str(path)!r} must be a mapping of option names to values, e.g. 'budget: 500'")
-    config = {}
-    for raw_key, value in data.items():
-        key = _CONFIG_ALIASES.get(str(raw_key).replace("_", "-"), str(raw_key).replace("_", "-"))
-        if key not in DEFAULTS:
-            raise UserError(f"config {str(path)!r}: unknown key {raw_key!r}; expected one of {', '.join(DEFAULTS)}")
-        if "\x00" in str(value):  # no file name or option may hold a NUL character
-            raise UserError(f"config {str(path)!r}: {raw_key} holds a NUL character")
-        if key in ("objective", "constraint", "cache"):
-            value = [value] if isinstance(value, str) else value
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise UserError(f"config {str(path)!r}: {raw_key} must be a string or a list of strings")
-        elif key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
-            raise UserError(f"config {str(path)!r}: {raw_key} must be an integer, got {value!r}")
-        elif key in _NUMBER_KEYS and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise UserError(f"config {str(path)!r}: {raw_key} must be a number, got {value!r}")
-        elif key in _BOOL_KEYS and not isinstance(value, bool):
-            raise UserError(f"config {str(path)!r}: {raw_key} must be true or false")
-        elif key == "devices" and isinstance(value, list):
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise UserError(f"config {str(path)!r}: devices must be GPU numbers like [0, 1] or '0,1'")
-            value = ",".join(str(v) for v in value)
-        elif key in _STR_KEYS and value is not None and not isinstance(value, str):
-            raise UserError(f"config {str(path)!r}: {raw_key} must be a string, got {value!r} (quote it in YAML)")
-        config[key] = value
-    return config
-
-
-class _progress:
-    """A rich progress bar on stderr, advanced by the search's progress callback."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and err_console.is_terminal
-        self._bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._bar = Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                             console=err_console, transient=True)
-        self._bar.start()
-        task = self._bar.add_task("search", total=None)
-
-        def advance(done: int, total: int) -> None:
-            self._bar.update(task, completed=done, total=total)
-
-        return advance
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.stop()
-        return False
-
-
-class _LiveProgress:
-    """One line per live evaluation on stderr (architecture, its result, elapsed time, ETA from
-    the mean evaluation time, size of the front so far): rich on a terminal; plain lines with a
-    timestamp when stderr is a file or pipe (a background search's log)."""
-
-    def __init__(self, options: dict, enabled: bool):
-        from calnas import objectives as objectives_module
-        from calnas.live.search import live_columns
-
-        self.enabled = enabled
-        self.terminal = err_console.is_terminal
-        # The search parses the same objectives the same way; here only for directions and names.
-        self.spec = objectives_module.parse(options["objective"], live_columns("live training"), options["constraint"])
-        self.workers = max(1, int(options["workers"] or 1))
-        self.start = time.monotonic()
-        self.points: list = []
-        self.violations: list[float] = []
-        self.seconds: list[float] = []
-        self.started = False
-
-    def __call__(self, entries, done: int, budget: int) -> None:
-        for entry in entries:
-            if entry.seconds is not None:
-                self.seconds.append(entry.seconds)
-            if entry.values is not None:
-                self.points.append(entry.values)
-                self.violations.append(sum(max(0.0, c) for c in entry.constraints))
-        if not self.enabled:
-            return
-        if not self.started:
-            self.started = True
-            if entries:  # the first call holds what a resumed study already has
-                self._print(f"resuming: {len(entries)} evaluations already in the study, {done}/{budget} of the budget")
-                return
-        for entry in entries:
-            self._print(self._line(entry, done, budget))
-
-    def front_size(self) -> int:
-        import numpy as np
-
-        from calnas import pareto
-
-        if not self.points:
-            return 0
-        points = pareto.as_minimisation(np.asarray(self.points, dtype=float), self.spec.directions)
-        violation = np.asarray(self.violations) if self.spec.constraints else None
-        mask = pareto.front_mask(points, violation)
-        if violation is not None:
-            mask &= violation <= 0
-        return int(mask.sum())
-
-    def _line(self, entry, done: int, budget: int) -> str:
-        elapsed = time.monotonic() - self.start
-        mean = sum(self.seconds) / len(self.seconds) if self.seconds else None
-        eta = "?" if mean is None else _clock(max(0, budget - done) * mean / self.workers)
-        if entry.failure is not None:
-            result = f"failed: {entry.failure}"
-        else:
-            result = " ".join(f"{o.name} {fmt(v)}" for o, v in zip(self.spec.objectives, entry.values))
-            if entry.cached:
-                result += " (from the table, not trained)"
-            elif entry.seconds is not None:
-                result += f" in {entry.seconds:.2f}s"
-        return (f"{done}/{budget} {entry.arch}: {result}; elapsed {_clock(elapsed)}, eta {eta}, "
-                f"front {self.front_size()}")
-
-    def _print(self, text: str) -> None:
-        if self.terminal:
-            err_console.print(f"[dim]live[/dim] {text}", soft_wrap=True, highlight=False)
-        else:
-            err_console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", soft_wrap=True, highlight=False,
-                              markup=False)
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
-
-
-def _new_run_dir(root: Path = Path("runs")) -> Path:
-    n = 1
-    while (root / f"search-{n:03d}").exists():
-        n += 1
-    return root / f"search-{n:03d}"
-
-
-def _front_table(result):
-    from rich.table import Table as RichTable
-
-    objectives = result.info["objectives"]
-    table = RichTable(title=f"Pareto front: {len(result.front)} of {result.evaluations} evaluated architectures")
-    table.add_column("rank", justify="right")
-    table.add_column("arch", overflow="fold")
-    table.add_column("index", justify="right")
-    joint = "recipe" in result.front.columns  # an architecture x recipe search
-    if joint:
-        table.add_column("recipe")
-    for obj in objectives:
-        arrow = "↑" if obj["direction"] == "maximize" else "↓"
-        header = obj["name"] if not obj["column"] or obj["column"] == obj["name"] else f"{obj['name']}\n{obj['column']}"
-        table.add_column(f"{header} {arrow}", justify="right")
-    constraints = result.info["constraints"]
-    if constraints:
-        table.add_column("constraints")
-    for row in result.front.itertuples(index=False):
-        record = row._asdict()
-        cells = [str(record["rank"]), record["arch"], str(record["index"])] + ([record["recipe"]] if joint else [])
-        cells += [fmt(float(getattr(row, _attr(result.front, o["name"])))) for o in objectives]
-        if constraints:
-            cells.append("met" if record["feasible"] else "[red]violated[/red]")
-        table.add_row(*cells)
-    return table
-
-
-def _attr(frame, name: str) -> str:
-    # itertuples renames columns that are not identifiers (hcs:beta=2) to _<position>.
-    position = list(frame.columns).index(name)
-    return name if name.isidentifier() else f"_{position}"
-
-
-def _summary_line(result, out_dir: Path) -> str:
-    info = result.info
-    parts = [f"{result.evaluations} evaluations ({info['searcher']}, seed {info['seed']}, dedupe {info['dedupe']})"]
-    if result.exhausted:
-        unit = "isomorphism class" if info["dedupe"] == "iso" else "architecture"
-        parts.append(f"every {unit} of {info['benchmark']} evaluated before the budget of {info['budget']}")
-    parts.append(f"hypervolume {result.hypervolume:.4f}")
-    if result.hypervolume_ratio is not None:
-        scope = "true front" if info["covers_space"] else "front of the table"
-        parts.append(f"{result.hypervolume_ratio:.4f} of the {scope} ({result.true_hypervolume:.4f}); "
-                     f"{result.true_front_found} of its {len(result.true_front)} members found")
-    if info["constraints"] and not result.front["feasible"].any():
-        parts.append("[red]no feasible architecture found[/red]")
-    timing = info.get("evaluation_time")
-    if timing:
-        each = f" ({timing['seconds_per_training']:.2f}s each)" if timing["seconds_per_training"] is not None else ""
-        parts.append(f"trained {timing['trained']} in {timing['seconds']:.1f}s{each}, {timing['cached']} from tables")
-    check = info.get("pre_training_check")
-    if check:
-        parts.append(f"{', '.join(check['constraints'])} excluded {check['excluded']} architectures before training "
-                     f"({info['proposals'].get('infeasible_untrained', 0)} such proposals answered untrained)")
-    if info.get("recipe_tables"):
-        folder = Path(next(iter(info["recipe_tables"].values()))).parent
-        parts.append(f"{len(info['recipe_tables'])} recipe tables in {folder}")
-    elif info.get("table_out"):
-        parts.append(f"table file {info['table_out']}")
-    return "; ".join(parts) + f"\nfiles in {out_dir}"
-
 
 def register(app: typer.Typer) -> None:
     app.command("search", help=HELP)(search_cmd)
+

@@ -7,8 +7,9 @@ from typing import Optional
 
 import typer
 
-from calnas.commands.search import FLAGS, report, result_folder
 from calnas.commands._common import flag_names, quiet_optuna
+from calnas.commands._search_options import FLAGS
+from calnas.commands._search_report import report, result_folder
 
 
 def show_cmd(
@@ -21,7 +22,7 @@ def show_cmd(
     """Rebuild front.csv, trials.csv, summary.json and pareto.png of a stored search and print its
     front. Needs nothing but the storage: the table, objectives and true front are in the study.
     Works while the search is still running (it shows what is finished)."""
-    from calnas.searching import show
+    from calnas.api import show
 
     quiet_optuna()
     with result_folder(out) as out_dir:

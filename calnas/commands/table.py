@@ -142,7 +142,7 @@ def _int_list(text: str, option: str, minimum: int, maximum: int) -> list[int]:
 
 def _curve_spec(last_epoch: int, seeds: str | None, epochs: str | None):
     from calnas.live.curves import CURVE_SEEDS, CurveSpec
-    from calnas.searching import SEED_RANGE
+    from calnas.checks import SEED_RANGE
 
     seed_list = CURVE_SEEDS if seeds is None else _int_list(seeds, "--seeds", 0, SEED_RANGE - 1)
     if epochs is None:

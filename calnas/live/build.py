@@ -29,10 +29,6 @@ The library never prints: progress goes through the ``on_row`` callback.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 import os
 import random
 import time
@@ -41,18 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from calnas.columns import FILE_ID_COLUMNS
 from calnas.errors import UserError
+from calnas.live.protocol_file import PROTOCOL_KEYS, protocol_identity, protocol_path, read_protocol, write_protocol
+from calnas.live.table_file import NEWER_COLUMNS, RowWriter, file_columns, line as _line, read_done
 from calnas.spaces import SSS, TSS, Space
 
 ORDER_SEED = 20240501
 EXTRA_COLUMNS = ("seed", "epochs", "recipe", "channels", "cells", "train_size", "train_seconds", "eval_seconds",
                  "final_train_loss", "final_train_acc")
-# Columns a table written before training recipes lacks (its rows trained with recipe ce).
-NEWER_COLUMNS = ("recipe",)
-ID_COLUMNS = ("index", "config", "arch", "iso")
-# What makes two tables' rows interchangeable: the same space, seed and training protocol
-# (``protocol_record``'s other keys, the calnas version and build order, do not change a row).
-PROTOCOL_KEYS = ("space", "seed", "protocol", "curves")
+ID_COLUMNS = FILE_ID_COLUMNS
 
 
 def build_order(space: Space, seed: int = ORDER_SEED) -> list[int]:
@@ -96,127 +90,17 @@ def table_columns(panel_columns) -> list[str]:
     return [*ID_COLUMNS, *panel_columns, *EXTRA_COLUMNS]
 
 
-def file_columns(path: Path, columns: list[str]) -> list[str]:
-    """The layout of an existing table file: ``columns``, or the older layout without
-    :data:`NEWER_COLUMNS` when its header is that one (rows are appended in the file's layout).
-    Anything else is left to :func:`read_done`'s header check."""
-    with open(path, "rb") as fh:
-        first = fh.readline()
-    older = [c for c in columns if c not in NEWER_COLUMNS]
-    try:
-        header = next(csv.reader(io.StringIO(first.decode("utf-8"))), [])
-    except (UnicodeDecodeError, csv.Error):
-        return columns
-    return older if header == older else columns
-
-
-def protocol_identity(record: dict) -> dict:
-    """The parts of a protocol record (:func:`protocol_record`) that decide whether two tables'
-    rows are interchangeable (:data:`PROTOCOL_KEYS`), with a protocol recorded before a setting
-    existed read as this version records it (absent settings take their defaults: no recipe
-    means ``ce``; :func:`calnas.live.protocol.normalise_settings`)."""
-    from calnas.live.protocol import normalise_settings
-
-    out = {k: record.get(k) for k in PROTOCOL_KEYS}  # a build without curves records none
-    if isinstance(out["protocol"], dict):
-        out["protocol"] = normalise_settings(out["protocol"])
-    return out
-
-
 # -- the CSV file ------------------------------------------------------------------------------
-
-def _format(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else repr(value)
-    return str(value)
-
-
-def _line(values: list) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([_format(v) for v in values])
-    return buf.getvalue()
-
-
-def read_done(path: Path, columns: list[str], *, by_seed: bool = False) -> set:
-    """Indices already in a build file (``by_seed``: (index, seed) pairs, for a curve build); a
-    torn last line (no newline) is truncated away, but only once the header shows the file is a
-    build with these columns (nothing else is modified)."""
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if not data:
-        return set()
-    try:
-        header = next(csv.reader(io.StringIO(data[:data.find(b"\n")].decode("utf-8"))), [])
-    except (UnicodeDecodeError, csv.Error):
-        header = None
-    if header != columns:
-        raise UserError(f"{path} has different columns from this build (not a calnas build of this "
-                        "protocol/metric panel?); use a new --out")
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        # Only the incomplete tail is cut; every complete line stays byte for byte.
-        with open(path, "r+b") as fh:
-            fh.truncate(end)
-            fh.flush()
-            os.fsync(fh.fileno())
-        data = data[:end]
-    if not data:
-        return set()
-    try:
-        reader = csv.reader(io.StringIO(data.decode("utf-8")))
-        next(reader)
-        done = set()
-        seed_at = columns.index("seed") if by_seed else None
-        for row in reader:
-            if len(row) != len(columns) or not row[0].isascii() or not row[0].isdigit() or (
-                    by_seed and not (row[seed_at].isascii() and row[seed_at].isdigit())):
-                raise UserError(f"{path} has a malformed row (index {row[0][:20] if row else '?'}); fix or remove it")
-            done.add((int(row[0]), int(row[seed_at])) if by_seed else int(row[0]))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"{path} has a malformed row ({type(exc).__name__}); fix or remove it") from None
-    return done
-
 
 def _check_own_build(out: Path, meta_path: Path, meta: dict) -> None:
     """Refuse to resume ``out`` unless its protocol file proves it a calnas build of these settings."""
-    from calnas.files import check_input
-
     if not meta_path.exists():
         raise UserError(f"{out} has no {meta_path.name} beside it, so it is not provably a calnas build; "
                         "choose another --out")
-    check_input(meta_path, "protocol file", "protocol")
-    try:
-        old = json.loads(meta_path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        old = None
-    if not isinstance(old, dict):
-        raise UserError(f"{meta_path} is not a calnas protocol record (JSON object); choose another --out")
+    old = read_protocol(meta_path, "; choose another --out")
     if protocol_identity(old) != protocol_identity(meta):
         raise UserError(f"{out} was built with a different protocol or seed ({meta_path}); "
                         "resume with the same settings or choose another --out")
-
-
-class RowWriter:
-    """Appends rows one line at a time, durably."""
-
-    def __init__(self, path: Path, columns: list[str]):
-        self.columns = columns
-        self._fh = open(path, "a", encoding="utf-8", newline="")
-        if self._fh.tell() == 0:
-            self._write(_line(columns))
-
-    def _write(self, text: str) -> None:
-        self._fh.write(text)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def append(self, row: dict) -> None:
-        self._write(_line([row.get(c) for c in self.columns]))
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 # -- one evaluation (runs in a worker) ---------------------------------------------------------
@@ -336,7 +220,7 @@ def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, l
     out = Path(out)
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    from calnas.searching import SEED_RANGE, check_int
+    from calnas.checks import SEED_RANGE, check_int
 
     seed = check_int("seed", seed, minimum=0, maximum=SEED_RANGE - 1)
     if not out.parent.is_dir():
@@ -349,7 +233,7 @@ def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, l
     if curves is not None and max(curves.epochs) != protocol.epochs:
         raise UserError(f"the curve epochs must end at the protocol's last epoch {protocol.epochs}, "
                         f"not {max(curves.epochs)}")
-    meta_path = out.with_name(out.name + ".protocol.json")
+    meta_path = protocol_path(out)
     meta = protocol_record(protocol, space, seed, curves)
     done: set[int] = set()
     if out.exists() and out.stat().st_size > 0:
@@ -360,7 +244,7 @@ def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, l
         done = read_done(out, columns, by_seed=curves is not None)
     else:
         # No rows yet: the protocol file describes the build that starts now.
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        write_protocol(out, meta)
     todo_all = select(build_order(space), limit=limit, shard=shard)
     if curves is not None:  # an architecture's seeds together: a partial build holds whole architectures
         todo_all = [(i, s) for i in todo_all for s in curves.seeds]

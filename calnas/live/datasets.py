@@ -24,10 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from calnas.datasets import DATASET_ALIASES as _ALIASES, DATASETS
 from calnas.errors import UserError
-
-DATASETS = ("digits", "cifar10", "cifar100", "imagenet16-120")
-_ALIASES = {"imagenet16": "imagenet16-120", "imagenet": "imagenet16-120", "imagenet16120": "imagenet16-120"}
 
 # Per-channel statistics NATS-Bench normalises with (xautodl's get_datasets), in [0, 1] units.
 _CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))

@@ -79,7 +79,7 @@ def evaluate_live(arch, *, dataset: str = "digits", data_root=None, epochs: int 
     """
     if weights not in WEIGHT_SOURCES:
         raise UserError(f"unknown weights source {weights!r}; expected one of {', '.join(WEIGHT_SOURCES)}")
-    from calnas.searching import SEED_RANGE, check_int
+    from calnas.checks import SEED_RANGE, check_int
 
     seed = check_int("seed", seed, minimum=0, maximum=SEED_RANGE - 1)  # numpy's and torch's seeds
     space = resolve_space(arch)

@@ -25,9 +25,10 @@ import numpy as np
 from calnas import record as rec
 from calnas.errors import UserError
 from calnas.evaluators import Candidates, Evaluation, Evaluator
+from calnas.live.config import LiveConfig
+from calnas.live.evaluator import HEARTBEAT_S, STALE_S, TABLE_NOTE, LiveEvaluator, chosen_table, set_notes
+from calnas.live.protocol_file import protocol_identity, protocol_path, read_protocol
 from calnas.live.recipes import expand_recipes
-from calnas.live.search import (HEARTBEAT_S, STALE_S, TABLE_NOTE, LiveConfig, LiveEvaluator, _identity,
-                                chosen_table, set_notes)
 from calnas.spaces import RECIPE_SEPARATOR, RecipeSpace, get_space
 
 RECIPE_TABLES_NOTE = "recipe_tables"  # the study's note (and summary key): recipe -> its table file
@@ -119,7 +120,10 @@ class JointLiveEvaluator(Evaluator):
         paths = {recipe: part.table_path for recipe, part in self.parts.items()}
         return None if not any(paths.values()) else paths
 
-    def worker_factory(self, *, benchmark=None, data_dir=None):
+    def recorded_protocol(self, stored):
+        return self.parts[self.recipes[0]].recorded_protocol(stored)
+
+    def worker_factory(self):
         return functools.partial(_worker_evaluator, self.config, self.spec, self.dedupe, self.table_path)
 
 
@@ -138,16 +142,11 @@ def _joint_candidates(space: RecipeSpace, base: Candidates) -> Candidates:
 
 
 def _cache_owner(path, parts: dict[str, LiveEvaluator]) -> str:
-    import json
-
-    meta_path = Path(path).with_name(Path(path).name + ".protocol.json")
+    meta_path = protocol_path(path)
     if not meta_path.is_file():
         raise UserError(f"cache table {path} has no {meta_path.name}; only a table whose protocol is known "
                         "can answer without training")
-    try:
-        identity = _identity(json.loads(meta_path.read_text()))
-    except ValueError:
-        raise UserError(f"{meta_path} is not a calnas protocol record (JSON object)") from None
+    identity = protocol_identity(read_protocol(meta_path))
     for recipe, part in parts.items():
         if identity == part.protocol:
             return recipe

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-# The size space fixes the cell topology to the best TSS cell on CIFAR-100 validation
-# (index 9930 in NATS-Bench's topology space); only the five channel counts vary.
-SSS_GENOTYPE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+from calnas.spaces import SSS_GENOTYPE
 
 
 def network_config(space: str, arch: str, num_classes: int, channels: int = 16, cells: int = 5) -> dict:

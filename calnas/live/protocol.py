@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+from calnas.datasets import NATS_EPOCHS
 from calnas.errors import UserError
 from calnas.live.datasets import canonical_dataset
 from calnas.live.recipes import DEFAULT_RECIPE, canonical_recipe
@@ -125,7 +126,7 @@ def default_protocol(dataset: str, space: str = "tss") -> Protocol:
     if key == "digits":
         return DIGITS_TSS if space == "tss" else DIGITS_SSS
     # NATS-Bench's own recipe: 200 epochs (TSS, hp "200") or 90 (SSS, hp "90").
-    return Protocol(dataset=key, space=space, epochs=200 if space == "tss" else 90)
+    return Protocol(dataset=key, space=space, epochs=NATS_EPOCHS[space])
 
 
 # The curve table's protocol (digits-tss-curves; measured with benchmarks/curve_protocol.py, see

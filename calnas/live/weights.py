@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from calnas.datasets import NATS_DATASETS as NATS_DATASET, NATS_EPOCHS, nats_hp
 from calnas.errors import UserError
 from calnas.spaces import Space
 
-NATS_HP = {"tss": "200", "sss": "90"}
-# NATS-Bench's dataset keys; "cifar10" is the network trained on CIFAR-10's train+valid images.
-NATS_DATASET = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "ImageNet16-120"}
+# NATS-Bench's "cifar10" key is the network trained on CIFAR-10's train+valid images.
+NATS_HP = {space: nats_hp(space) for space in NATS_EPOCHS}
 
 
 def check_nats_request(dataset: str, nats_path) -> Path:

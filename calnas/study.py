@@ -1,0 +1,125 @@
+"""A search's Optuna study: what it searches (its identity), and refusing to continue another.
+
+A study is created with a description of the search (evaluator kind, benchmark, space, dataset,
+dedupe, objectives, constraints, the evaluator's protocol) and, when the evaluator knows it,
+the true front; a later search continues the study only when its description is the same.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from calnas import record as rec
+from calnas.errors import UserError
+from calnas.evaluators import Evaluator
+from calnas.plain import jsonable
+
+DEFAULT_STUDY = "calnas"
+SCHEMA = 1  # version of what calnas stores in a study
+_IDENTITY = ("evaluator", "benchmark", "space", "dataset", "dedupe", "objectives", "constraints", "protocol")
+# Studies stored before the description named the evaluator's missing mark: the kinds whose
+# out-of-candidates proposals were marked otherwise than NOT_IN_TABLE.
+_MISSING_MARK_BEFORE = {"live": rec.INFEASIBLE}
+
+
+def description(spec, evaluator: Evaluator) -> dict:
+    """What a study searches; a study continues only with the same description."""
+    return {
+        "schema": SCHEMA,
+        "evaluator": evaluator.kind,
+        "benchmark": evaluator.name,
+        "space": evaluator.space.name,
+        "dataset": evaluator.dataset,
+        "dedupe": evaluator.dedupe,
+        "objectives": [o.describe() for o in spec.objectives],
+        "constraints": [c.describe() for c in spec.constraints],
+        "protocol": evaluator.protocol,
+    }
+
+
+def missing_mark(stored: dict) -> str:
+    """The mark the study's evaluator gives a proposal outside its candidates."""
+    return stored.get("missing_mark") or _MISSING_MARK_BEFORE.get(stored.get("evaluator"), rec.NOT_IN_TABLE)
+
+
+def open_study(storage_url, study_name, spec, evaluator: Evaluator):
+    """Create the study, or load it and check it searches the same thing."""
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    from calnas.storage import open_storage
+
+    storage = open_storage(storage_url)
+    name = DEFAULT_STUDY if study_name is None else str(study_name)
+    if not name.strip():
+        raise UserError("study_name must not be empty")
+    described = description(spec, evaluator)
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, directions=spec.directions, load_if_exists=True)
+    except Exception as exc:  # noqa: BLE001 - storage errors (locked file, lost connection) are the user's to fix
+        raise UserError(f"cannot open study {name!r} in {storage_url} ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+    stored = study.user_attrs.get(rec.STUDY_ATTR)
+    if stored is None:
+        if study.get_trials(deepcopy=False):
+            raise UserError(f"study {name!r} in {storage_url} was not made by calnas; choose another study_name")
+        front = front_record(evaluator, spec)
+        reference = evaluator.own_reference(spec) if front is None else None
+        study.set_user_attr(rec.STUDY_ATTR, {**described, "front": front, "reference": reference,
+                                             "notes": evaluator.notes(), "missing_mark": evaluator.missing_mark})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names([o.name for o in spec.objectives])
+    else:
+        # The stored protocol as this version records it (the evaluator knows what its protocol's
+        # settings were before they existed), so an older study continues under its defaults.
+        now = {**stored, "protocol": evaluator.recorded_protocol(stored.get("protocol"))}
+        check_same_search(now, described, name, storage_url)
+    return study
+
+
+def check_same_search(stored: dict, described: dict, name: str, url) -> None:
+    for key in _IDENTITY:
+        if jsonable(stored.get(key)) != jsonable(described.get(key)):
+            def show(d):
+                if key == "objectives":
+                    return ",".join(o["name"] for o in d.get(key) or [])
+                if key == "constraints":
+                    return ",".join(c["constraint"] for c in d.get(key) or []) or "none"
+                return d.get(key)
+
+            raise UserError(f"study {name!r} in {url} searches {key} {show(stored)!r}, not {show(described)!r}; "
+                            "use another study_name for a different search")
+
+
+def front_record(evaluator: Evaluator, spec) -> dict | None:
+    """The known true front, stored with the study so results rebuild from the storage alone."""
+    front = evaluator.known_front()
+    if front is None:
+        return None
+    candidates = evaluator.candidates()
+    metrics = evaluator.front_metrics(front.positions.tolist())
+    members = [{"arch": candidates.archs[p], "index": int(candidates.indices[p]), "key": int(candidates.keys[p]),
+                "metrics": m} for p, m in zip(front.positions.tolist(), metrics)]
+    feasible_points = {tuple(v) for v in front.points[front.feasible].tolist()}
+    return {"hypervolume": front.hypervolume, "lower": front.lower.tolist(), "upper": front.upper.tolist(),
+            "method": front.method, "covers_space": bool(evaluator.covers_space), "members": members,
+            "points": len(feasible_points)}
+
+
+def load_stored_study(storage: str, study_name: str | None = None):
+    """A study a search wrote, by storage URL and name (the default name when None)."""
+    import optuna
+
+    from calnas.storage import is_persistent, open_storage
+
+    if not is_persistent(storage):
+        raise UserError("show needs the storage a search wrote (sqlite:///FILE.db, journal:///FILE.log, postgresql://...)")
+    opened = open_storage(storage)
+    name = DEFAULT_STUDY if study_name is None else str(study_name)
+    try:
+        return optuna.load_study(study_name=name, storage=opened)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+        listed = ", ".join(names) if names else "none"
+        raise UserError(f"no study {name!r} in {storage} (studies there: {listed})") from None
