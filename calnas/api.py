@@ -19,7 +19,8 @@ from calnas.evaluators import Evaluator, TableEvaluator
 from calnas.result import SearchResult
 
 # The defaults of search(); the command line shows and merges the same ones.
-DEFAULTS = {"objectives": "acc,ece", "budget": 500, "searcher": "auto", "seed": 0, "workers": 1}
+DEFAULTS = {"objectives": "acc,ece", "budget": 500, "searcher": "auto", "seed": 0, "workers": 1,
+            "early_stopping": "none", "min_epochs": 1, "eta": 2}
 
 
 def search(
@@ -38,6 +39,12 @@ def search(
     workers: int = DEFAULTS["workers"],
     live=None,
     report: Callable[[list, int, int], None] | None = None,
+    early_stopping: str = DEFAULTS["early_stopping"],
+    min_epochs: int = DEFAULTS["min_epochs"],
+    eta: int = DEFAULTS["eta"],
+    rung_metric: str | Sequence[str] | None = None,
+    budget_epochs: int | None = None,
+    simulated_workers: int | None = None,
 ) -> SearchResult:
     """Search ``benchmark`` (a name, a CSV path, a :class:`~calnas.tables.Table` or a DataFrame in
     the table layout; None = the embedded default) for architectures best on ``objectives``.
@@ -55,11 +62,24 @@ def search(
     ``storage`` (``sqlite:///s.db``, ``journal:///s.log``, ``postgresql://...``; default in
     memory) keeps the study: the same call again continues it to ``budget``, and ``workers``
     processes share it.
+
+    Multi-fidelity (on a curve table, ``calnas table build --curves``; :mod:`calnas.simulation`):
+    ``early_stopping`` "asha" or "hyperband" stops trainings at rungs ``min_epochs * eta**k``
+    (:mod:`calnas.pruners`), ranking ``rung_metric`` (point columns, default validation accuracy
+    and ECE_15); ``budget_epochs`` caps the training epochs summed over all trials;
+    ``simulated_workers`` asynchronous workers share a simulated clock. Any of these replays the
+    table as if it were trained (a full-fidelity search too, with ``early_stopping="none"``).
     """
+    if early_stopping != "none" or budget_epochs is not None or simulated_workers is not None:
+        return simulate_search(benchmark, objectives, budget, searcher, seed, constraints, dedupe, data_dir=data_dir,
+                               storage=storage, study_name=study_name, live=live, early_stopping=early_stopping,
+                               min_epochs=min_epochs, eta=eta, rung_metric=rung_metric, budget_epochs=budget_epochs,
+                               simulated_workers=simulated_workers)
     evaluator, spec = prepare(benchmark, objectives, constraints, dedupe, data_dir=data_dir, live=live,
                               workers=workers)
-    return run_search(evaluator, spec, budget=budget, searcher=searcher, seed=seed, storage=storage,
-                      study_name=study_name, workers=workers, progress=progress, report=report)
+    result = run_search(evaluator, spec, budget=budget, searcher=searcher, seed=seed, storage=storage,
+                        study_name=study_name, workers=workers, progress=progress, report=report)
+    return with_noise_ceiling(result, None if live is not None else benchmark, spec)
 
 
 def prepare(benchmark=None, objectives=DEFAULTS["objectives"], constraints=None, dedupe=None, *, data_dir=None,
@@ -127,3 +147,57 @@ def show(storage: str, study_name: str | None = None) -> SearchResult:
     from calnas.study import load_stored_study
 
     return load_result(load_stored_study(storage, study_name))
+
+
+def simulate_search(benchmark=None, objectives=DEFAULTS["objectives"], budget=DEFAULTS["budget"],
+                    searcher=DEFAULTS["searcher"], seed=DEFAULTS["seed"], constraints=None, dedupe=None, *,
+                    data_dir=None, storage=None, study_name=None, live=None,
+                    early_stopping=DEFAULTS["early_stopping"], min_epochs=DEFAULTS["min_epochs"],
+                    eta=DEFAULTS["eta"], rung_metric=None, budget_epochs=None, simulated_workers=None) -> SearchResult:
+    """A search replayed on a curve table's curves and measured training seconds (see :func:`search`)."""
+    from calnas import searchers
+    from calnas.curve_table import load_curves
+    from calnas.rebuild import load_result
+    from calnas.simulation import DEFAULT_RUNG_METRIC, TOTALS_ATTR, Fidelity, simulate
+    from calnas.study import open_study
+
+    if live is not None:
+        raise UserError("early stopping and simulated workers apply to a curve table (--benchmark of a "
+                        "`calnas table build --curves` table); live early stopping is not built yet")
+    budget = check_int("budget", budget, minimum=1)
+    seed = check_seed(seed)
+    curves = load_curves(benchmark, data_dir)
+    fidelity = Fidelity(early_stopping, min_epochs, eta, DEFAULT_RUNG_METRIC if rung_metric is None else rung_metric,
+                        budget_epochs, 1 if simulated_workers is None else simulated_workers).checked(curves)
+    evaluator, spec = prepare(benchmark, objectives, constraints, dedupe, data_dir=data_dir)
+    searcher_name = searchers.resolve(searcher)
+    study = open_study(storage, study_name, spec, evaluator)
+    if study.user_attrs.get(TOTALS_ATTR) is not None or study.trials:
+        raise UserError(f"study {study.study_name!r} already holds trials; a simulated search does not resume "
+                        "(it takes seconds): use a new --study-name or storage")
+    fidelity_record = {"early_stopping": fidelity.early_stopping, "min_epochs": fidelity.min_epochs, "eta": fidelity.eta,
+                       "rung_metric": list(fidelity.rung_metric), "budget_epochs": fidelity.budget_epochs,
+                       "simulated_workers": fidelity.workers, "max_epochs": curves.last_epoch,
+                       "curve_epochs": list(curves.epochs)}
+    study.set_user_attr(rec.RUN_ATTR, {"searcher": searcher_name, "searcher_requested": str(searcher).lower(),
+                                       "seed": seed, "budget": budget, "fidelity": fidelity_record})
+    evaluator.attach(study)
+    record = simulate(study, evaluator, curves, spec, searcher=searcher_name, seed=seed, budget=budget,
+                      fidelity=fidelity)
+    return with_noise_ceiling(load_result(study, record), curves, spec)
+
+
+def with_noise_ceiling(result: SearchResult, benchmark, spec) -> SearchResult:
+    """``result`` with ``info["noise_ceiling"]`` when ``benchmark`` holds several training seeds
+    (a curve table): the hypervolume ratio one seed's true front reaches on another seed's
+    values (:mod:`calnas.noise_ceiling`), the scale on which a ratio's differences are real."""
+    from calnas.curve_table import curve_source
+
+    curves = curve_source(benchmark)
+    if curves is not None:
+        from calnas.noise_ceiling import noise_ceiling
+
+        ceiling = noise_ceiling(curves, spec)
+        if ceiling is not None:
+            result.info["noise_ceiling"] = ceiling
+    return result

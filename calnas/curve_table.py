@@ -167,3 +167,53 @@ class CurveTable:
     def final_frame(self) -> pd.DataFrame:
         return seed_mean_frame(self.frame.reset_index(), self.name)
 
+
+
+def load_curves(benchmark, data_dir=None) -> CurveTable:
+    """The curve table a search names: a :class:`CurveTable`, a DataFrame of curve rows, or the
+    path of a curve build CSV (optionally gzipped). Anything else has no curves: one line says so."""
+    from pathlib import Path
+
+    if isinstance(benchmark, CurveTable):
+        return benchmark
+    if isinstance(benchmark, pd.DataFrame):
+        return CurveTable(benchmark, name="the given frame")
+    if benchmark is None:
+        raise UserError("early stopping needs a curve table: give --benchmark the CSV of a "
+                        "`calnas table build --curves` build")
+    path = Path(str(benchmark))
+    if not path.is_file():
+        raise UserError(f"{str(benchmark)!r} has no learning curves (a curve table is the CSV of "
+                        "`calnas table build --curves`)")
+    from calnas.files import check_input
+
+    check_input(path, "table file", "table")
+    try:
+        frame = pd.read_csv(path, compression="infer")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, OSError) as exc:
+        raise UserError(f"cannot read {str(path)!r} as CSV ({type(exc).__name__})") from None
+    return CurveTable(frame, name=str(path))
+
+
+def curve_source(benchmark) -> CurveTable | None:
+    """The curve table behind a search's benchmark, or None when it has no curves (quietly: a
+    search on any other table is no error)."""
+    from pathlib import Path
+
+    if isinstance(benchmark, CurveTable):
+        return benchmark
+    if benchmark is None or isinstance(benchmark, pd.DataFrame) or not isinstance(benchmark, (str, Path)):
+        return None
+    path = Path(str(benchmark))
+    if not path.is_file():
+        return None
+    try:
+        header = pd.read_csv(path, compression="infer", nrows=0)
+    except Exception:  # noqa: BLE001 - the search itself reported any problem with the file
+        return None
+    if not is_curve_frame(header):
+        return None
+    try:
+        return load_curves(path)
+    except UserError:
+        return None

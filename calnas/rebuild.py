@@ -13,6 +13,7 @@ from calnas.constraints import total_violation
 from calnas.errors import UserError
 from calnas.evaluators import objective_values, reference_point
 from calnas.result import SearchResult
+from calnas.simulation import simulation_columns
 from calnas.study import missing_mark
 
 
@@ -59,6 +60,10 @@ def load_result(study, record=None) -> SearchResult:
 
     trials = _frame(spec, entries, leading={"trial": np.arange(len(entries))}, space=space)
     trials["hypervolume"] = _anytime(spec, entries, lower, upper, reference)
+    simulated = simulation_columns(study, entries, spec, lower, upper, reference)
+    if simulated is not None:
+        for name, column in simulated[0].items():
+            trials[name] = column
     front = _frame(spec, [ok[i] for i in in_front], leading={"rank": np.arange(1, len(in_front) + 1)}, space=space)
     true_hv, ratio, found, true_points, points_found = float("nan"), None, 0, 0, 0
     if front_info is not None:
@@ -114,6 +119,9 @@ def load_result(study, record=None) -> SearchResult:
         seconds = float(sum(e.seconds for e in timed))
         info["evaluation_time"] = {"trained": len(timed), "cached": sum(1 for e in entries if e.cached),
                                    "seconds": seconds, "seconds_per_training": seconds / len(timed) if timed else None}
+    if simulated is not None:
+        info["epochs_trained"] = simulated[1]["epochs_trained"]
+        info["simulation"] = simulated[1]
     info.update(stored.get("notes") or {})
     return SearchResult(trials, front, true_frame, hv, true_hv, ratio, found, len(entries), exhausted, info, study,
                         true_points, points_found)

@@ -64,6 +64,7 @@ INDEX = "index"
 METRICS = "metrics"
 REPEAT_OF = "calnas_repeat_of"
 FAILURE = "calnas_failure"
+PRUNED_FAILURE = "pruned"  # an early-stopped training's entry: taken, no final values
 TAKEN_BY = "calnas_taken_by"
 NOT_IN_TABLE = "calnas_not_in_table"
 INFEASIBLE = "calnas_infeasible"
@@ -219,13 +220,15 @@ class StudyRecord:
             if mark in attrs:
                 setattr(counts, _COUNTER[mark], getattr(counts, _COUNTER[mark]) + 1)
                 return
-        if trial.state not in (TrialState.COMPLETE, TrialState.FAIL):
-            return  # PRUNED: never written by calnas
+        if trial.state not in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED):
+            return
         position = self._position_of(trial.params)
         if position is None:
             return
         key = self._key_of(position)
-        failure = attrs.get(FAILURE)
+        # A pruned training (early stopping) took its architecture and has no final values: like
+        # a failed evaluation, it is taken and teaches the searcher nothing.
+        failure = attrs.get(FAILURE) or (PRUNED_FAILURE if trial.state == TrialState.PRUNED else None)
         values = None if failure is not None else tuple(trial.values)
         constraints = tuple(_constraint_values(trial))
         domain = self.domain

@@ -18,15 +18,23 @@ DEFAULTS = {"objective": [LIBRARY["objectives"]], "constraint": [], "budget": LI
 LIVE_DEFAULTS = {**_training.DEFAULTS, "space": "tss", "train-seed": 0, "device": "auto", "devices": None,
                  "table-out": None, "cache": [], "recipes": None}
 DEFAULTS.update({"live": False, **LIVE_DEFAULTS})
-_INT_KEYS = ("budget", "seed", "workers", "epochs", "channels", "cells", "train-seed")
+# Multi-fidelity (calnas.simulation): None leaves the library's default; any of them set makes
+# the search a simulated one on a curve table.
+FIDELITY_KEYS = ("early-stopping", "min-epochs", "eta", "rung-metric", "budget-epochs", "simulated-workers")
+DEFAULTS.update({"early-stopping": LIBRARY["early_stopping"], "min-epochs": None, "eta": None, "rung-metric": None,
+                 "budget-epochs": None, "simulated-workers": None})
+_INT_KEYS = ("budget", "seed", "workers", "epochs", "channels", "cells", "train-seed", "min-epochs", "eta",
+             "budget-epochs", "simulated-workers")
 _NUMBER_KEYS = ("lr",)
 _BOOL_KEYS = ("json", "no-plot", "live")
 _STR_KEYS = ("searcher", "benchmark", "data-dir", "dedupe", "out", "storage", "study-name", "dataset", "data-root",
-             "space", "device", "devices", "table-out", "recipe", "optimizer", "recipes")
+             "space", "device", "devices", "table-out", "recipe", "optimizer", "recipes", "early-stopping",
+             "rung-metric")
 # Library parameter names -> the flags that set them, for error messages.
 FLAGS = {"budget": "--budget", "seed": "--seed", "workers": "--workers", "study_name": "--study-name",
          "storage": "--storage", "dedupe": "--dedupe", "objectives": "--objective", "constraints": "--constraint",
-         "data_dir": "--data-dir"}
+         "data_dir": "--data-dir", "min_epochs": "--min-epochs", "eta": "--eta", "budget_epochs": "--budget-epochs",
+         "simulated workers": "--simulated-workers", "budget epochs": "--budget-epochs"}
 # Config keys that name the same option.
 _CONFIG_ALIASES = {"objectives": "objective", "constraints": "constraint"}
 

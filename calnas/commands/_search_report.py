@@ -95,6 +95,16 @@ def _summary_line(result, out_dir: Path) -> str:
         scope = "true front" if info["covers_space"] else "front of the table"
         parts.append(f"{result.hypervolume_ratio:.4f} of the {scope} ({result.true_hypervolume:.4f}); "
                      f"{result.true_front_found} of its {len(result.true_front)} members found")
+    ceiling = info.get("noise_ceiling")
+    if ceiling:
+        parts.append(f"noise ceiling {ceiling['median']:.4f} (one seed's true front on another seed's values; "
+                     f"{ceiling['min']:.4f}-{ceiling['max']:.4f} over {ceiling['pairs']} seed pairs)")
+    sim = info.get("simulation")
+    if sim:
+        stopped = ", ".join(f"{n} {s}" for s, n in sim["stopped"].items())
+        parts.append(f"simulated {sim['early_stopping']} on {sim['simulated_workers']} workers: {sim['epochs_trained']} "
+                     f"epochs, {sim['train_seconds']:.1f} training seconds, {sim['simulated_clock']:.1f}s simulated; "
+                     f"{stopped}")
     if info["constraints"] and not result.front["feasible"].any():
         parts.append("[red]no feasible architecture found[/red]")
     timing = info.get("evaluation_time")

@@ -9,7 +9,7 @@ import typer
 
 from calnas.commands import _training
 from calnas.commands._common import flag_names, quiet_optuna
-from calnas.commands._search_options import (DEFAULTS, FLAGS, LIVE_DEFAULTS, _merge,  # noqa: F401 - names scripts use
+from calnas.commands._search_options import (DEFAULTS, FIDELITY_KEYS, FLAGS, LIVE_DEFAULTS, _merge,  # noqa: F401 - names scripts use
                                              _read_config)
 from calnas.commands._search_progress import _LiveProgress, _progress
 from calnas.commands._search_report import report, result_folder  # noqa: F401 - show reports through these
@@ -98,6 +98,19 @@ def search_cmd(
     cache: Optional[List[Path]] = typer.Option(
         None, "--cache", help="Live: a table calnas built with the same protocol (repeatable); its architectures "
                               "(and their isomorphic twins) are answered without training."),
+    early_stopping: Optional[str] = typer.Option(
+        None, "--early-stopping", help="none (default) | asha | hyperband: stop trainings at rungs min-epochs * eta^k "
+                                       "unless in the top 1/eta of the vectors ranked there (a curve table: simulated)."),
+    min_epochs: Optional[int] = typer.Option(None, "--min-epochs", help="Epoch of the first rung (default 1)."),
+    eta: Optional[int] = typer.Option(None, "--eta", help="Reduction factor: rungs every eta-fold epochs, 1/eta continue (default 2)."),
+    rung_metric: Optional[str] = typer.Option(
+        None, "--rung-metric", help="What is ranked at a rung: curve columns, comma-separated (default val_acc,val_ECE_15: "
+                                    "validation accuracy and ECE_15, no test labels)."),
+    budget_epochs: Optional[int] = typer.Option(
+        None, "--budget-epochs", help="Stop when the training epochs summed over all trials reach N (beside --budget)."),
+    simulated_workers: Optional[int] = typer.Option(
+        None, "--simulated-workers", help="Replay a curve table as if N asynchronous workers trained it (simulated clock, "
+                                          "the table's measured training seconds)."),
 ) -> None:
     given = {"objective": objective or None, "constraint": constraint or None, "budget": budget, "searcher": searcher,
              "seed": seed, "benchmark": benchmark, "data-dir": data_dir, "dedupe": dedupe, "out": out,
@@ -106,15 +119,37 @@ def search_cmd(
              "epochs": epochs, "channels": channels, "cells": cells, "recipe": recipe, "optimizer": optimizer,
              "recipes": recipes,
              "lr": lr, "train-seed": train_seed, "device": device,
-             "devices": devices, "table-out": table_out, "cache": cache or None}  # left out: the config's value
+             "devices": devices, "table-out": table_out, "cache": cache or None,
+             "early-stopping": early_stopping, "min-epochs": min_epochs, "eta": eta, "rung-metric": rung_metric,
+             "budget-epochs": budget_epochs, "simulated-workers": simulated_workers}  # left out: the config's value
     config_values = _read_config(config) if config else {}
     options = _merge(given, config_values)
     with result_folder(options["out"]) as out_dir:  # checked and claimed before the search runs
         live_config = _live_config(options, given, config_values, out_dir)
 
-        from calnas.api import prepare, run_search
+        from calnas.api import prepare, run_search, simulate_search, with_noise_ceiling
 
         quiet_optuna()
+        stopping = str(options["early-stopping"] or "none").lower()
+        if stopping == "none":
+            stray = [k for k in ("min-epochs", "eta", "rung-metric") if options[k] is not None]
+            if stray:
+                raise UserError(f"--{stray[0]} applies with --early-stopping asha or hyperband")
+        if stopping != "none" or options["budget-epochs"] is not None or options["simulated-workers"] is not None:
+            if live_config is not None:
+                raise UserError("--early-stopping/--simulated-workers/--budget-epochs in a live search are not built yet; "
+                                "simulate them on a curve table (--benchmark CURVES.csv)")
+            fidelity = {k: options[k] for k in ("min-epochs", "eta") if options[k] is not None}
+            with flag_names(FLAGS):
+                result = simulate_search(
+                    options["benchmark"], options["objective"], options["budget"], options["searcher"],
+                    options["seed"], options["constraint"], options["dedupe"], data_dir=options["data-dir"],
+                    storage=options["storage"], study_name=options["study-name"], early_stopping=stopping,
+                    rung_metric=options["rung-metric"], budget_epochs=options["budget-epochs"],
+                    simulated_workers=options["simulated-workers"],
+                    **{k.replace("-", "_"): v for k, v in fidelity.items()})
+            report(result, out_dir, as_json=options["json"], plot=not options["no-plot"])
+            return
         with flag_names(FLAGS), _progress(enabled=not options["json"] and live_config is None) as advance:
             evaluator, spec = prepare(options["benchmark"], options["objective"], options["constraint"],
                                       options["dedupe"], data_dir=options["data-dir"], live=live_config,
@@ -124,6 +159,7 @@ def search_cmd(
             result = run_search(evaluator, spec, budget=options["budget"], searcher=options["searcher"],
                                 seed=options["seed"], storage=options["storage"], study_name=options["study-name"],
                                 workers=options["workers"], progress=advance, report=watch)
+            result = with_noise_ceiling(result, options["benchmark"], spec)
         report(result, out_dir, as_json=options["json"], plot=not options["no-plot"])
 
 
