@@ -190,3 +190,23 @@ def test_spare_training_pool_images_join_the_test_split_only_when_asked():
     assert not any(r.tobytes() in train_rows for r in spare.test_x[1097:])
     with pytest.raises(UserError, match="digits"):
         load_splits("cifar10", data_root=".", spare_to_test=True)
+
+
+def test_ship_keeps_every_seed_of_a_curve_build_and_never_writes_over_its_input(curve_build, tmp_path):
+    import hashlib
+
+    from calnas.live.ship import ship_table
+
+    out = tmp_path / "curves.csv.gz"
+    summary = ship_table(curve_build, out)
+    shipped = pd.read_csv(out)
+    assert summary["rows"] == len(shipped) == 4 and set(shipped["seed"]) == {0, 2}
+    assert CurveTable(shipped).epochs == (1, 3)
+    parts = ship_table(curve_build, tmp_path / "p.csv.gz", parts=3)
+    assert sorted(len(pd.read_csv(f)) for f in parts["files"]) == [1, 1, 2]  # no empty part
+    copy = tmp_path / "same.csv"
+    copy.write_bytes(curve_build.read_bytes())
+    before = hashlib.sha256(copy.read_bytes()).hexdigest()
+    with pytest.raises(UserError, match="build file itself"):
+        ship_table(copy, copy)
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == before

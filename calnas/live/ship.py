@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 from pathlib import Path
 
 from calnas.errors import UserError
@@ -43,10 +44,15 @@ def read_build(path) -> "pd.DataFrame":  # noqa: F821
         frame[column] = values
     if (frame["index"] != frame["index"].round()).any():
         raise UserError(f"{path} is not a calnas build table (index holds non-integers)")
-    if frame["index"].duplicated().any():
-        dup = int(frame.loc[frame["index"].duplicated(), "index"].iloc[0])
-        raise UserError(f"{path}: architecture {dup} appears twice")
-    return frame.sort_values("index").reset_index(drop=True)
+    from calnas.curve_table import is_curve_frame
+
+    # A curve build holds one row per architecture and training seed.
+    key = ["index", "seed"] if is_curve_frame(frame) else ["index"]
+    if frame.duplicated(key).any():
+        dup = frame.loc[frame.duplicated(key)].iloc[0]
+        which = f"architecture {int(dup['index'])}" + (f" with seed {int(dup['seed'])}" if len(key) == 2 else "")
+        raise UserError(f"{path}: {which} appears twice")
+    return frame.sort_values(key).reset_index(drop=True)
 
 
 MAX_PARTS = 100
@@ -72,15 +78,18 @@ def ship_table(build_csv, out_gz, *, expected_rows: int | None = None, parts: in
     paths = part_paths(out_gz, parts)
     for path in paths:
         check_output_file(path, "the shipped table")
+        if Path(build_csv).exists() and path.exists() and os.path.samefile(path, build_csv):
+            raise UserError(f"{path} is the build file itself; write the shipped table to another file")
     frame = read_build(build_csv)
     if expected_rows is not None and len(frame) != expected_rows:
         raise UserError(f"{build_csv} has {len(frame)} rows, expected {expected_rows} (build not finished?)")
     if parts > len(frame):
         raise UserError(f"--parts {parts} is more than the build's {len(frame)} rows")
-    size = -(-len(frame) // parts)
+    # Slices as even as the rows allow (4 rows in 3 parts: 2, 1, 1), so no part is empty.
+    bounds = [len(frame) * k // parts for k in range(parts + 1)]
     files = {}
     for k, path in enumerate(paths):
-        text = frame.iloc[k * size:(k + 1) * size].to_csv(
+        text = frame.iloc[bounds[k]:bounds[k + 1]].to_csv(
             index=False, float_format=f"%.{SIGNIFICANT_DIGITS}g", lineterminator="\n")
         buf = io.BytesIO()
         with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:

@@ -1,0 +1,67 @@
+"""The curve build's checkpointed rows (builds/digits_tss_curves) re-train to the same values.
+
+One code path: a training with the curve protocol, split seed 0 and training seed s, recorded at
+the curve epochs, gives the row the build wrote, at two epochs of its curve and in its final
+panel. Exact on the build machine type (BUILD_CPU); elsewhere the last digits may differ and
+the test says how many and skips. When the table ships, this reads the shipped rows instead.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import BUILD_CPU, on_build_machine
+
+ROOT = Path(__file__).resolve().parents[1]
+SLICES = sorted((ROOT / "builds" / "digits_tss_curves").glob("rows-*.csv.gz"))
+
+pytestmark = pytest.mark.skipif(not SLICES, reason="no curve-build checkpoint in builds/ (shipped or not started)")
+
+
+def _first_rows() -> pd.DataFrame:
+    with gzip.open(SLICES[0], "rb") as fh:
+        return pd.read_csv(io.BytesIO(fh.read()), float_precision="round_trip")
+
+
+def test_checkpointed_curve_rows_retrain_to_the_same_values():
+    pytest.importorskip("torch")
+    pytest.importorskip("xautodl")
+    import torch
+
+    from calnas.curve_layout import TEST_POINT_COLUMNS, VAL_POINT_COLUMNS, curve_column
+    from calnas.live.curves import geometric_epochs
+    from calnas.live.evaluate import evaluate_prepared, load_protocol_splits
+    from calnas.live.protocol import DIGITS_TSS_CURVES
+    from calnas.spaces import TSS
+
+    rows = _first_rows()
+    first = rows.iloc[[0, 1]]  # the first architecture of the build order, seeds 0 and 1
+    splits = load_protocol_splits(DIGITS_TSS_CURVES, seed=0)
+    threads = torch.get_num_threads()
+    mismatched = []
+    try:
+        for row in first.itertuples(index=False):
+            row = row._asdict()
+            rec = evaluate_prepared(TSS.arch(int(row["index"])), TSS, DIGITS_TSS_CURVES, splits,
+                                    device=torch.device("cpu"), seed=int(row["seed"]),
+                                    curve_epochs=geometric_epochs(DIGITS_TSS_CURVES.epochs)).record
+            points = {p["epoch"]: p for p in rec["curve"]}
+            for epoch in (4, 16):
+                for column in TEST_POINT_COLUMNS + VAL_POINT_COLUMNS + ("train_loss",):
+                    if points[epoch][column] != row[curve_column(epoch, column)]:
+                        mismatched.append((row["index"], row["seed"], epoch, column))
+            for column in ("acc", "pre_ECE_15", "post_ECE_15", "pre_NLL", "AURC", "temperature"):
+                got, want = rec["metrics"][column], row[column]
+                if not (np.isnan(got) and np.isnan(want)) and got != want:
+                    mismatched.append((row["index"], row["seed"], "final", column))
+    finally:
+        torch.set_num_threads(threads)
+    if mismatched and not on_build_machine():
+        pytest.skip(f"this CPU is not the build machine's {BUILD_CPU}; {len(mismatched)} values differ")
+    assert not mismatched
