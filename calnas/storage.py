@@ -38,23 +38,89 @@ def _journal_path(url: str) -> Path | None:
     return None
 
 
-def open_storage(url: str | None):
-    """An Optuna storage for ``url`` (None/"memory": in memory)."""
+def open_storage(url: str | None, *, read_only: bool = False):
+    """An Optuna storage for ``url`` (None/"memory": in memory). ``read_only`` (``calnas show``):
+    only a storage that exists and already is an Optuna storage is opened, so that reading never
+    creates a file or adds Optuna's tables to a database."""
     import optuna
 
     if not is_persistent(url):
+        if read_only:
+            raise UserError("an in-memory storage holds no earlier search; give the storage a search wrote")
         return optuna.storages.InMemoryStorage()
     url = str(url).strip()
     journal = _journal_path(url)
     if journal is not None:
+        if read_only and (not journal.is_file() or journal.stat().st_size == 0):
+            raise UserError(f"storage {url!r}: {str(journal)!r} is not a journal a search wrote (missing or empty)")
         return _journal(journal, url)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
+        _check_sqlite_file(url, read_only)
         return _rdb(url, {"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
     if scheme.startswith("postgresql") or scheme == "postgres":
+        if read_only:
+            _check_postgres_has_optuna(_postgres_url(url))
         return _rdb(_postgres_url(url), {"pool_pre_ping": True})
     raise UserError(f"storage {url!r} is not one calnas knows; expected memory, sqlite:///FILE.db, "
                     "journal:///FILE.log (or a path ending in .log) or postgresql://USER@HOST/DB")
+
+
+# Tables every Optuna RDB storage has; a database with other tables and not these is someone
+# else's, and Optuna would add its schema to it.
+OPTUNA_TABLES = {"studies", "trials", "version_info"}
+
+
+def _sqlite_tables(path: Path) -> set[str] | None:
+    """The table names of an SQLite file, read without writing (None: not an SQLite database)."""
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError:
+        return None
+
+
+def _check_sqlite_file(url: str, read_only: bool) -> None:
+    path = Path(url[len("sqlite:///"):]) if url.lower().startswith("sqlite:///") else None
+    if path is None or str(path) in ("", ":memory:"):
+        if read_only:
+            raise UserError(f"storage {url!r} is in memory and holds no earlier search; give the file a search wrote")
+        return
+    if not path.is_file():
+        if read_only:
+            raise UserError(f"storage {url!r}: {str(path)!r} does not exist")
+        return
+    if path.stat().st_size == 0:
+        if read_only:
+            raise UserError(f"storage {url!r}: {str(path)!r} is empty, not a storage a search wrote")
+        return
+    tables = _sqlite_tables(path)
+    if tables is None:
+        raise UserError(f"storage {url!r}: {str(path)!r} is not an SQLite database")
+    if not OPTUNA_TABLES <= tables and (tables or read_only):
+        shown = ", ".join(sorted(tables)[:5]) or "no tables"
+        raise UserError(f"storage {url!r}: {str(path)!r} is not an Optuna storage (it holds {shown}); "
+                        "give calnas a file of its own")
+
+
+def _check_postgres_has_optuna(url: str) -> None:
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url)
+        try:
+            tables = set(sqlalchemy.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - driver errors: unreachable server, bad URL
+        raise UserError(f"cannot open storage {_redact(url)!r} ({_first_line(exc)})") from None
+    if not OPTUNA_TABLES <= tables:
+        raise UserError(f"storage {_redact(url)!r} holds no Optuna storage (no study was written there)")
 
 
 def _journal(path: Path, url: str):

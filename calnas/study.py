@@ -115,7 +115,7 @@ def load_stored_study(storage: str, study_name: str | None = None):
 
     if not is_persistent(storage):
         raise UserError("show needs the storage a search wrote (sqlite:///FILE.db, journal:///FILE.log, postgresql://...)")
-    opened = open_storage(storage)
+    opened = open_storage(storage, read_only=True)
     name = DEFAULT_STUDY if study_name is None else str(study_name)
     try:
         return optuna.load_study(study_name=name, storage=opened)

@@ -1,0 +1,58 @@
+"""Storages calnas must not touch: show only reads, and no search adopts another program's database."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+import pytest
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture()
+def foreign_db(tmp_path):
+    path = tmp_path / "other_app.db"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE users (id INTEGER, name TEXT)")
+    connection.execute("INSERT INTO users VALUES (1, 'a')")
+    connection.commit()
+    connection.close()
+    return path
+
+
+def test_show_never_creates_or_migrates_a_storage(tmp_path, foreign_db, run_cli):
+    before = _sha(foreign_db)
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    cases = [(f"sqlite:///{foreign_db}", "not an Optuna storage"), (f"sqlite:///{empty}", "is empty"),
+             (f"sqlite:///{tmp_path / 'missing.db'}", "does not exist"),
+             (f"journal:///{tmp_path / 'missing.log'}", "not a journal a search wrote"),
+             ("sqlite:///:memory:", "in memory")]
+    for url, message in cases:
+        result = run_cli("show", "--storage", url)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert _sha(foreign_db) == before
+    assert empty.stat().st_size == 0
+    assert not (tmp_path / "missing.db").exists() and not (tmp_path / "missing.log").exists()
+
+
+def test_search_refuses_a_database_that_is_not_an_optuna_storage(tmp_path, foreign_db, run_cli):
+    before = _sha(foreign_db)
+    result = run_cli("search", "--budget", "3", "--storage", f"sqlite:///{foreign_db}", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "not an Optuna storage (it holds users)" in result.stderr
+    assert _sha(foreign_db) == before
+
+
+def test_show_reads_a_storage_a_search_wrote(tmp_path, run_cli):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert run_cli("search", "--budget", "4", "--storage", url, "--out", str(tmp_path / "a")).returncode == 0
+    before = _sha(tmp_path / "s.db")
+    result = run_cli("show", "--storage", url, "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"evaluations": 4' in result.stdout
+    assert _sha(tmp_path / "s.db") == before
