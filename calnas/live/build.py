@@ -36,14 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from calnas.calibrator_columns import CALIBRATOR_COLUMNS
 from calnas.errors import UserError
 from calnas.spaces import SSS, TSS, Space
 
 ORDER_SEED = 20240501
 EXTRA_COLUMNS = ("seed", "epochs", "recipe", "channels", "cells", "train_size", "train_seconds", "eval_seconds",
                  "final_train_loss", "final_train_acc")
-# Columns a table written before training recipes lacks (its rows trained with recipe ce).
-NEWER_COLUMNS = ("recipe",)
+# Columns a table written before training recipes lacks (its rows trained with recipe ce), and
+# those of the post-hoc calibrators (calnas.calibrator_columns), which older tables lack too.
+NEWER_COLUMNS = ("recipe", *CALIBRATOR_COLUMNS)
 ID_COLUMNS = ("index", "config", "arch", "iso")
 # What makes two tables' rows interchangeable: the same space, seed and training protocol
 # (``protocol_record``'s other keys, the calnas version and build order, do not change a row).
@@ -88,20 +90,22 @@ def select(order: list[int], *, limit: int | None = None, shard: tuple[int, int]
 
 
 def table_columns(panel_columns) -> list[str]:
-    return [*ID_COLUMNS, *panel_columns, *EXTRA_COLUMNS]
+    return [*ID_COLUMNS, *panel_columns, *EXTRA_COLUMNS, *CALIBRATOR_COLUMNS]
 
 
 def file_columns(path: Path, columns: list[str]) -> list[str]:
-    """The layout of an existing table file: ``columns``, or the older layout without
-    :data:`NEWER_COLUMNS` when its header is that one (rows are appended in the file's layout).
-    Anything else is left to :func:`read_done`'s header check."""
+    """The layout of an existing table file: ``columns``, or an older layout, ``columns`` less
+    some of :data:`NEWER_COLUMNS` (no recipe; no calibrator columns; neither), when its header is
+    that one (rows are appended in the file's layout). Anything else is left to
+    :func:`read_done`'s header check."""
     with open(path, "rb") as fh:
         first = fh.readline()
-    older = [c for c in columns if c not in NEWER_COLUMNS]
     try:
         header = next(csv.reader(io.StringIO(first.decode("utf-8"))), [])
     except (UnicodeDecodeError, csv.Error):
         return columns
+    present = set(header)
+    older = [c for c in columns if c not in NEWER_COLUMNS or c in present]
     return older if header == older else columns
 
 

@@ -50,6 +50,7 @@ from typing import Sequence
 import numpy as np
 
 from calnas import record as rec
+from calnas.calibrator_columns import CALIBRATOR_COLUMNS
 from calnas.errors import UserError
 from calnas.evaluators import DEDUPE_MODES, Candidates, Evaluation, Evaluator, KnownFront, TableEvaluator
 from calnas.live.build import (_line, file_columns, protocol_identity, protocol_record, read_done, table_columns,
@@ -149,7 +150,8 @@ def live_columns(name: str):
     from calnas.evaluators import COST_COLUMNS
     from calnas.metrics import PANEL_COLUMNS
 
-    return _Columns(name, pd.DataFrame({c: pd.Series(dtype=float) for c in (*PANEL_COLUMNS, *COST_COLUMNS)}))
+    return _Columns(name, pd.DataFrame({c: pd.Series(dtype=float)
+                                        for c in (*PANEL_COLUMNS, *CALIBRATOR_COLUMNS, *COST_COLUMNS)}))
 
 
 def live_evaluator(config, objectives, constraints, dedupe: str | None, *, workers: int = 1):
@@ -465,7 +467,8 @@ def row_metrics(row: dict) -> dict[str, float]:
     from calnas.metrics import PANEL_COLUMNS
 
     out = {}
-    for column in PANEL_COLUMNS:
+    # A row of a table written before the calibrator columns has none of them: NaN, as a missing value.
+    for column in (*PANEL_COLUMNS, *CALIBRATOR_COLUMNS):
         value = row.get(column)
         out[column] = float("nan") if value is None or value == "" else float(value)
     return out
