@@ -88,7 +88,7 @@ def _print_table(results, source: Path) -> None:
     from calnas.calibrator_columns import METRICS, VALIDATION_METRIC
 
     table = Table(title=f"post-hoc calibrators on the test split: {source}")
-    table.add_column("calibrator")
+    table.add_column("calibrator", no_wrap=True)  # the name, whole, on a narrow terminal too
     for metric in METRICS:
         table.add_column(metric, justify="right")
     table.add_column(f"val {VALIDATION_METRIC} (cv)", justify="right")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import os
@@ -43,9 +44,11 @@ from calnas.spaces import SSS, TSS, Space
 ORDER_SEED = 20240501
 EXTRA_COLUMNS = ("seed", "epochs", "recipe", "channels", "cells", "train_size", "train_seconds", "eval_seconds",
                  "final_train_loss", "final_train_acc")
-# Columns a table written before training recipes lacks (its rows trained with recipe ce), and
-# those of the post-hoc calibrators (calnas.calibrator_columns), which older tables lack too.
-NEWER_COLUMNS = ("recipe", *CALIBRATOR_COLUMNS)
+# Columns older tables lack, in groups that came together: a table written before training
+# recipes has no recipe (its rows trained with recipe ce); one written before the post-hoc
+# calibrators none of their columns (calnas.calibrator_columns).
+NEWER_GROUPS = (("recipe",), CALIBRATOR_COLUMNS)
+NEWER_COLUMNS = tuple(c for group in NEWER_GROUPS for c in group)
 ID_COLUMNS = ("index", "config", "arch", "iso")
 # What makes two tables' rows interchangeable: the same space, seed and training protocol
 # (``protocol_record``'s other keys, the calnas version and build order, do not change a row).
@@ -95,8 +98,8 @@ def table_columns(panel_columns) -> list[str]:
 
 def file_columns(path: Path, columns: list[str]) -> list[str]:
     """The layout of an existing table file: ``columns``, or an older layout, ``columns`` less
-    some of :data:`NEWER_COLUMNS` (no recipe; no calibrator columns; neither), when its header is
-    that one (rows are appended in the file's layout). Anything else is left to
+    whole groups of :data:`NEWER_GROUPS` (no recipe; no calibrator columns; neither), when its
+    header is that one (rows are appended in the file's layout). Anything else is left to
     :func:`read_done`'s header check."""
     with open(path, "rb") as fh:
         first = fh.readline()
@@ -104,9 +107,12 @@ def file_columns(path: Path, columns: list[str]) -> list[str]:
         header = next(csv.reader(io.StringIO(first.decode("utf-8"))), [])
     except (UnicodeDecodeError, csv.Error):
         return columns
-    present = set(header)
-    older = [c for c in columns if c not in NEWER_COLUMNS or c in present]
-    return older if header == older else columns
+    for dropped in itertools.product((False, True), repeat=len(NEWER_GROUPS)):
+        gone = {c for group, drop in zip(NEWER_GROUPS, dropped) if drop for c in group}
+        layout = [c for c in columns if c not in gone]
+        if header == layout:
+            return layout
+    return columns
 
 
 def protocol_identity(record: dict) -> dict:
