@@ -140,3 +140,33 @@ def test_file_columns_reads_every_older_layout(tmp_path):
         assert file_columns(path, columns) == layout, dropped
     path.write_text(",".join(columns[:-1]) + "\n")  # a calibrator column missing alone: no layout of ours
     assert file_columns(path, columns) == columns
+
+
+def test_a_build_started_before_the_calibrator_columns_resumes_in_its_own_layout(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("xautodl")
+    import csv
+    import io
+
+    from calnas.live.build import build_table
+    from calnas.live.protocol import Protocol
+    from calnas.spaces import TSS
+
+    tiny = Protocol(dataset="digits", channels=4, cells=1, epochs=1, batch_size=32, train_size=48, val_size=30,
+                    test_size=60, threads=1)
+    out = tmp_path / "older.csv"
+    build_table(space=TSS, protocol=tiny, out=out, limit=2)
+    rows = list(csv.reader(io.StringIO(out.read_text())))
+    assert set(CALIBRATOR_COLUMNS) <= set(rows[0])
+    keep = [i for i, c in enumerate(rows[0]) if c not in CALIBRATOR_COLUMNS]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([[r[i] for i in keep] for r in rows])
+    out.write_text(buf.getvalue())  # what a build started before this change has written
+    before = out.read_bytes()
+    summary = build_table(space=TSS, protocol=tiny, out=out, limit=3, resume=True)
+    assert (summary.skipped, summary.written) == (2, 1)
+    after = out.read_bytes()
+    assert after.startswith(before)
+    lines = list(csv.reader(io.StringIO(after.decode())))
+    assert len(lines) == 4 and all(len(r) == len(keep) for r in lines)
+    assert not set(CALIBRATOR_COLUMNS) & set(lines[0])
