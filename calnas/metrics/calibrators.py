@@ -14,7 +14,7 @@ references: docs/metrics.md, "Post-hoc calibrators".
 Why no calibration library at run time: netcal and torch-uncertainty both need torch (and netcal
 pyro and tensorboard besides), while this package must work without torch (the table-search
 path never imports it); and each of the scaling fits here is a small convex problem that scipy's
-L-BFGS-B solves with exact gradients, faster than those libraries' torch fits
+solves with exact derivatives (Newton's method), faster than those libraries' torch fits
 (benchmarks/calibrators_speed.py). They are the test suite's independent peers instead
 (tests/test_calibrators_peers.py). Isotonic regression is the exception: scikit-learn's
 pool-adjacent-violators solver is the maintained reference, so ``isotonic`` calls it
@@ -45,16 +45,15 @@ VECTOR_MU = 0.01
 HISTOGRAM_BINS = 15
 # The scaling fits: Newton's method while the Hessian is small (up to NEWTON_MAX_PARAMS parameters,
 # NEWTON_MAX_ENTRIES entries of its per-sample features), stopped when half the Newton decrement
-# (the predicted loss reduction) is below NEWTON_TOL; beyond that L-BFGS-B, stopped when the
-# gradient's largest entry is below GTOL or the loss's relative change below FTOL. The iteration
-# caps bound separable inputs, whose NLL keeps falling.
+# (the predicted loss reduction) is below NEWTON_TOL; beyond that trust-region Newton-CG, stopped
+# when the gradient's norm is below GTOL. The iteration caps bound separable inputs, whose NLL
+# keeps falling.
 NEWTON_MAX_PARAMS = 2500
 NEWTON_MAX_ENTRIES = 5_000_000
 NEWTON_TOL = 1e-14
 NEWTON_RIDGE = 1e-10
 NEWTON_MAXITER = 100
 GTOL = 1e-7
-FTOL = 1e-12
 MAXITER = 1000
 
 
@@ -153,17 +152,20 @@ class _Affine(Calibrator):
     def _fit(self, z, y):
         x = self._features(z)
         n, k = x.shape
-        # Solved for centred features: s_i = W (x_i - m) + c, the intercept b = c - W m. The same
-        # problem (the penalty is on W and b) without the strong coupling of W and b that
-        # all-negative log-probabilities give.
+        # Solved for standardised features, s_i = W' (x_i - m) / sigma + c: the same problem (the
+        # penalty stays on W = W' / sigma and b = c - W m), without the coupling of W and b that
+        # all-negative log-probabilities give, or the imbalance of wide features against the
+        # intercept: both slowed the solvers several times.
         m = x.mean(axis=0)
-        xc = x - m
+        sigma = x.std(axis=0)
+        sigma[~(sigma > 0)] = 1.0
+        problem = _AffineProblem((x - m) / sigma, m, sigma, y, self.diagonal, self.lam, self.mu)
         d = 2 if self.diagonal else k + 1  # parameters per class: (w_a, c_a) or (W_a., c_a)
         if k * d <= NEWTON_MAX_PARAMS and n * k * d <= NEWTON_MAX_ENTRIES:
-            v = _newton(_AffineProblem(xc, m, y, self.diagonal, self.lam, self.mu))
+            v = _newton(problem)
         else:
-            v = _lbfgs(_AffineProblem(xc, m, y, self.diagonal, self.lam, self.mu))
-        w = v[:, 0] if self.diagonal else v[:, :-1]
+            v = _trust_ncg(problem)
+        w = (v[:, 0] if self.diagonal else v[:, :-1]) / sigma
         self.weights = w  # vector scaling: the diagonal, as a vector
         self.bias = v[:, -1] - (w * m if self.diagonal else w @ m)
 
@@ -174,21 +176,25 @@ class _Affine(Calibrator):
 
 class _AffineProblem:
     """Mean NLL of softmax(s), s_ia = sum_j V_aj F_iaj, plus ODIR, with V (K, d) the parameters:
-    full, F_ia = (x_i - m, 1) (V = [W | c]); diagonal, F_ia = (x_ia - m_a, 1) (V = [w | c])."""
+    full, F_ia = ((x_i - m) / sigma, 1) (V = [W sigma | c]); diagonal, F_ia = ((x_ia - m_a) /
+    sigma_a, 1) (V = [w sigma | c]). The penalty is on W = V / sigma and b = c - W m."""
 
-    def __init__(self, xc, m, y, diagonal, lam, mu):
+    def __init__(self, xc, m, sigma, y, diagonal, lam, mu):
         n, k = xc.shape
         self.xc, self.y, self.diagonal, self.n, self.k = xc, y, diagonal, n, k
         self.rows = np.arange(n)
         self.d = 2 if diagonal else k + 1
         self.lam = lam / (k * (k - 1))  # per squared off-diagonal weight
         self.mu = mu / k  # per squared intercept
-        # b_a = V_a . g_a: the intercept of the uncentred features
-        self.g = np.column_stack([-m, np.ones(k)]) if diagonal else np.broadcast_to(np.append(-m, 1.0), (k, k + 1))
+        # b_a = V_a . g_a: the intercept of the raw features
+        shift = -m / sigma
+        self.g = np.column_stack([shift, np.ones(k)]) if diagonal else np.broadcast_to(np.append(shift, 1.0), (k, k + 1))
+        # the weight of each squared parameter in the off-diagonal penalty (W_aj^2 = V_aj^2 / sigma_j^2)
         self.penalised = np.zeros((k, self.d))
         if not diagonal:
-            self.penalised[:, :-1] = 1.0 - np.eye(k)
-        self.start = np.column_stack([np.ones(k), m]) if diagonal else np.column_stack([np.eye(k), m])  # W = I, b = 0
+            self.penalised[:, :-1] = (1.0 - np.eye(k)) / sigma**2
+        # W = I, b = 0: the uncalibrated prediction
+        self.start = np.column_stack([sigma, m]) if diagonal else np.column_stack([np.diag(sigma), m])
 
     def scores(self, v):
         if self.diagonal:
@@ -203,7 +209,7 @@ class _AffineProblem:
         loss = np.log(total).mean() - s[self.rows, self.y].mean()
         e /= total[:, None]
         b = np.einsum("ad,ad->a", v, self.g)
-        loss += self.lam * float(np.sum((self.penalised * v) ** 2)) + self.mu * float(b @ b)
+        loss += self.lam * float(np.sum(self.penalised * v**2)) + self.mu * float(b @ b)
         return e, loss, b
 
     def loss_grad(self, v):
@@ -216,6 +222,18 @@ class _AffineProblem:
             grad = np.column_stack([p.T @ self.xc, p.sum(axis=0)])
         grad += 2.0 * self.lam * self.penalised * v + 2.0 * self.mu * b[:, None] * self.g
         return loss, grad
+
+    def hessian_vector(self, p, v):
+        """The Hessian at the point whose probabilities are ``p``, times a direction ``v`` (K, d)."""
+        ds = self.scores(v)  # linear in the parameters: the change of every score along v
+        r = p * (ds - np.einsum("ia,ia->i", p, ds)[:, None])
+        r /= self.n
+        if self.diagonal:
+            out = np.column_stack([np.einsum("ia,ia->a", r, self.xc), r.sum(axis=0)])
+        else:
+            out = np.column_stack([r.T @ self.xc, r.sum(axis=0)])
+        out += 2.0 * self.lam * self.penalised * v + 2.0 * self.mu * np.einsum("ad,ad->a", v, self.g)[:, None] * self.g
+        return out
 
     def features(self):
         """F (N, K, d), for the Hessian."""
@@ -265,16 +283,27 @@ def _newton(problem: _AffineProblem) -> np.ndarray:
     return v
 
 
-def _lbfgs(problem: _AffineProblem) -> np.ndarray:
-    """L-BFGS-B with exact gradients, for problems too large for a Hessian (K of about 50 and more)."""
+def _trust_ncg(problem: _AffineProblem) -> np.ndarray:
+    """Newton's method by conjugate gradients in a trust region (scipy's trust-ncg), with exact
+    Hessian-vector products, for problems too large for a Hessian (K of about 50 and more): each
+    product costs about one gradient, and it needs far fewer than L-BFGS on the ill-conditioned
+    log-probability features."""
     shape = problem.start.shape
+    cache = {}
 
     def fun(theta):
         loss, grad = problem.loss_grad(theta.reshape(shape))
         return loss, grad.ravel()
 
-    result = minimize(fun, problem.start.ravel(), jac=True, method="L-BFGS-B",
-                      options={"gtol": GTOL, "ftol": FTOL, "maxiter": MAXITER})
+    def hessp(theta, vector):
+        key = theta.tobytes()
+        if key not in cache:
+            cache.clear()
+            cache[key] = problem.probs_loss(theta.reshape(shape))[0]
+        return problem.hessian_vector(cache[key], vector.reshape(shape)).ravel()
+
+    result = minimize(fun, problem.start.ravel(), jac=True, hessp=hessp, method="trust-ncg",
+                      options={"gtol": GTOL, "maxiter": MAXITER})
     return result.x.reshape(shape)
 
 
@@ -369,13 +398,10 @@ class IsotonicCalibration(Calibrator):
         p = softmax(z)
         self.knots = []
         for k in range(p.shape[1]):
-            order = np.argsort(p[:, k], kind="stable")
-            x = p[order, k]
-            target = (y[order] == k).astype(np.float64)
-            # Equal inputs are pooled first (as IsotonicRegression does): one mean target per value.
-            values, start = np.unique(x, return_index=True)
-            sums = np.add.reduceat(target, start)
-            counts = np.diff(np.append(start, x.shape[0]))
+            # Equal inputs are pooled first (as IsotonicRegression does): one mean target per
+            # value, sorted by value; one sort (np.unique's) serves both.
+            values, inverse, counts = np.unique(p[:, k], return_inverse=True, return_counts=True)
+            sums = np.bincount(inverse, weights=(y == k).astype(np.float64), minlength=values.shape[0])
             fitted = isotonic_regression(sums / counts, sample_weight=counts.astype(np.float64),
                                          y_min=0.0, y_max=1.0, increasing=True)
             self.knots.append((values, fitted))
