@@ -13,10 +13,10 @@ references: docs/metrics.md, "Post-hoc calibrators".
 
 Why no calibration library at run time: netcal and torch-uncertainty both need torch (and netcal
 pyro and tensorboard besides), while this package must work without torch (the table-search
-path never imports it); and each of the scaling fits here is a small convex problem that scipy's
-solves with exact derivatives (Newton's method), faster than those libraries' torch fits
-(benchmarks/calibrators_speed.py). They are the test suite's independent peers instead
-(tests/test_calibrators_peers.py). Isotonic regression is the exception: scikit-learn's
+path never imports it); and each of the scaling fits here is a small convex problem solved with
+exact derivatives (Newton's method), faster than those libraries' torch fits except Dirichlet
+calibration at K = 100 (benchmarks/calibrators_speed.py, docs/metrics.md). They are the test
+suite's independent peers instead (tests/calibrator_peers.py). Isotonic regression is the exception: scikit-learn's
 pool-adjacent-violators solver is the maintained reference, so ``isotonic`` calls it
 (``sklearn.isotonic.isotonic_regression``, imported only when that calibrator is fitted).
 """
