@@ -185,3 +185,27 @@ def reliability_figure(members, title: str = ""):
     if title:
         figure.suptitle(title, fontsize=10)
     return figure
+
+
+def calibrator_figure(panels, title: str = ""):
+    """Reliability diagrams side by side, one per (label, ReliabilityDiagram): the test split
+    before calibration and after each post-hoc calibrator (``calnas metrics --calibrator``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = list(panels)
+    cols = min(max(len(panels), 1), 4)
+    rows = -(-len(panels) // cols)
+    figure = Figure(figsize=(3.2 * cols, 3.4 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, cols, squeeze=False)
+    for n, ax in enumerate(axes.ravel()):
+        if n >= len(panels):
+            ax.set_axis_off()
+            continue
+        label, diagram = panels[n]
+        diagram.draw(ax, title=f"{label}: ECE {100 * diagram.ece:.2f}%", legend=n == 0)
+        ax.tick_params(labelsize=7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return figure

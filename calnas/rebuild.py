@@ -199,6 +199,8 @@ def _frame(spec, entries: list, *, leading: dict, space=None) -> pd.DataFrame:
         else:
             column = [raw(e, what) for e in entries]
         data[name] = np.asarray(column, dtype=float)
+    for obj in spec.objectives:  # text beside a value: best_post_ece's chosen calibrator
+        data.update(obj.annotations(e.metrics for e in entries))
     if spec.constraints:
         data["feasible"] = np.asarray([e.values is not None and total_violation(e.constraints) <= 0
                                        for e in entries], dtype=bool)

@@ -10,13 +10,19 @@ Short names (case-insensitive):
   scaling, as the study reports them), and binned ones without a bin count mean 15 bins:
   ``ece`` -> ``pre_ECE_15``, ``ece_em_50`` -> ``pre_ECE_em_50``, ``post_mce`` -> ``post_MCE_15``,
   ``nll`` -> ``pre_NLL``;
-* ``accuracy`` -> ``acc``, ``eaurc`` -> ``E_AURC``, ``cov95`` -> ``coverage_95``.
+* ``accuracy`` -> ``acc``, ``eaurc`` -> ``E_AURC``, ``cov95`` -> ``coverage_95``;
+* a post-hoc calibrator's columns are ``NAME@CALIBRATOR`` (:mod:`calnas.calibrator_columns`): the
+  name before ``@`` as above, a calibration metric always after calibration (``ece@dirichlet``
+  and ``post_ece@dirichlet`` -> ``post_ECE_15@dirichlet``), ``val_`` for the validation split's
+  value (``val_ece@isotonic`` -> ``val_ECE_15@isotonic``), ``acc@histogram``, ``aurc@ets``.
 """
 
 from __future__ import annotations
 
 import math
 import re
+
+from calnas.calibrator_columns import CALIBRATOR_COLUMNS, CALIBRATOR_NAMES, split_column
 
 PREFIXES = ("pre", "post")
 BINS = (5, 10, 15, 20, 25, 50, 100, 200, 500)
@@ -46,6 +52,8 @@ WHERE = {
     "cost": "calnas adds params and flops to TSS/SSS tables whose dataset it knows "
             "(embedded tables, or files named like cifar10_tss.csv)",
     "robustness": "use a published calibration CSV that carries the robustness columns",
+    "calibrators": "tables built before the post-hoc calibrators lack their columns; build one with "
+                   "`calnas table build` (or search --live, evaluate --live), which records them",
 }
 
 _BINNED_RE = re.compile(r"^(?:(pre|post)_)?(ece|ece_em|cwce|cwce_em|mce)(?:_(\d+))?$")
@@ -67,7 +75,8 @@ def schema_columns() -> list[str]:
 def short_names() -> list[str]:
     """The aliases users type most, for suggestions next to the schema's own names."""
     kinds = [k.lower() for k in BINNED_KINDS + SCALAR_KINDS]
-    return ["acc", "accuracy", "hcs", *kinds, *(f"post_{k}" for k in kinds), "eaurc", "cov95", "cov99"]
+    return ["acc", "accuracy", "hcs", "best_post_ece", *kinds, *(f"post_{k}" for k in kinds), "eaurc", "cov95",
+            "cov99", *CALIBRATOR_COLUMNS]
 
 
 _CANONICAL = {c.lower(): c for c in schema_columns()}
@@ -84,6 +93,8 @@ def canonical_column(token: str) -> str | None:
         return _CANONICAL[token]
     if token in _ALIASES:
         return _ALIASES[token]
+    if split_column(token) is not None:
+        return _calibrator_column(*split_column(token))
     match = _BINNED_RE.match(token)
     if match:
         prefix, kind, bins = match.groups()
@@ -97,8 +108,35 @@ def canonical_column(token: str) -> str | None:
     return None
 
 
+def _calibrator_column(base: str, calibrator: str) -> str | None:
+    """``post_ECE_15@dirichlet`` for ``ece@dirichlet``; ``val_ECE_15@dirichlet`` for
+    ``val_ece@dirichlet``; None when ``calibrator`` is no calibrator or ``base`` no metric."""
+    if calibrator not in CALIBRATOR_NAMES:
+        return None
+    split = "val_" if base.startswith("val_") else ""
+    canonical = canonical_column(base[len(split):]) if split_column(base) is None else None
+    if canonical is None:
+        return None
+    if split or family(canonical) == "calibration":
+        canonical = canonical.split("_", 1)[1]  # the pre_/post_ prefix: a calibrator's value is "after"
+        canonical = f"{split or 'post_'}{canonical}"
+    return f"{canonical}@{calibrator}"
+
+
+def _base(column: str) -> str:
+    """The panel column a calibrator column is the "after" of (``post_ECE_15`` for
+    ``post_ECE_15@dirichlet`` and ``val_ECE_15@dirichlet``); other columns as they are."""
+    parts = split_column(column)
+    if parts is None:
+        return column
+    base = parts[0]
+    return "post_" + base[len("val_"):] if base.lower().startswith("val_") else base
+
+
 def family(column: str) -> str | None:
     """Which family a column belongs to (None for a column calnas does not know)."""
+    if split_column(column) is not None:
+        return "calibrators" if family(_base(column)) is not None else None
     low = column.lower()
     if low == "acc":
         return "accuracy"
@@ -120,11 +158,13 @@ def family(column: str) -> str | None:
 def unit_calibration_error(column: str) -> bool:
     """Whether a column is a calibration error in [0, 1] (the binned errors, KSCE, KDECE, MMCE):
     what HCS may weigh against accuracy. NLL and Brier are scoring rules on other scales."""
+    column = _base(column)
     return family(column) == "calibration" and not column.lower().endswith(("_nll", "_brier", "_brier_sum"))
 
 
 def direction(column: str) -> str | None:
     """Which way is better for a column; None when calnas cannot tell (the user must say)."""
+    column = _base(column)
     fam = family(column)
     low = column.lower()
     if fam in ("accuracy", "robustness"):
@@ -149,8 +189,10 @@ def reference_range(column: str, num_classes: int) -> tuple[float, float] | None
 
     Bounds follow the definitions in docs/metrics.md: accuracies, confidences, coverages, AUROC,
     AURC / E-AURC and every calibration error lie in [0, 1]; ``Brier`` (squared error averaged
-    over the N x K entries) in [0, 2/K]; ``Brier_sum`` in [0, 2].
+    over the N x K entries) in [0, 2/K]; ``Brier_sum`` in [0, 2]. A calibrator's column has its
+    panel column's range.
     """
+    column = _base(column)
     fam = family(column)
     low = column.lower()
     if fam in ("accuracy", "confidence", "selective"):

@@ -5,7 +5,9 @@ Objectives: ``--objective acc,ece`` -- comma-separated tokens, case-insensitive,
 
 * ``NAME`` is a table column (any numeric one) or a schema name or alias (``ece``, ``post_nll``,
   ``ece_em_50``, ``auroc``, ``params`` ... see :mod:`objectives.catalog`);
-* ``hcs`` is computed (``hcs:beta=2``, ``hcs:ece=post_ece_15``);
+* ``hcs`` is computed (``hcs:beta=2``, ``hcs:ece=post_ece_15``), and so is ``best_post_ece``
+  (each architecture's test ECE_15 after the calibrator its validation split prefers,
+  :mod:`objectives.best_post`);
 * ``max:`` / ``min:`` overrides the direction calnas knows for the name.
 
 Constraints: ``--constraint "acc>=0.9"`` -- ``NAME OP VALUE`` with OP one of ``>=``, ``<=``,
@@ -28,7 +30,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from calnas.errors import UserError
-from calnas.objectives import catalog, hcs as hcs_module
+from calnas.objectives import best_post, catalog, hcs as hcs_module
 
 _DIRECTION_WORDS = {"max": catalog.MAXIMISE, "maximize": catalog.MAXIMISE, "maximise": catalog.MAXIMISE,
                     "min": catalog.MINIMISE, "minimize": catalog.MINIMISE, "minimise": catalog.MINIMISE}
@@ -63,6 +65,8 @@ class Objective:
         """One float per row of ``frame`` (a pandas frame, or a mapping of arrays, holding ``inputs``)."""
         if self.column is not None:
             return np.asarray(frame[self.column], dtype=float)
+        if self.name == best_post.NAME:
+            return best_post.values(frame)
         opts = dict(self.options)
         return hcs_module.hcs(np.asarray(frame["acc"], dtype=float), np.asarray(frame[opts["ece"]], dtype=float),
                               beta=float(opts["beta"]))
@@ -72,6 +76,15 @@ class Objective:
         if self.column is not None:
             return float(metrics[self.column])
         return float(self.values({k: np.asarray([metrics[k]], dtype=float) for k in self.inputs})[0])
+
+    def annotations(self, metrics_rows) -> dict[str, list[str]]:
+        """Text columns the result frames show next to the objective's values, one entry per
+        metrics row: ``best_post_ece``'s chosen calibrator; nothing for the other objectives."""
+        if self.column is not None or self.name != best_post.NAME:
+            return {}
+        rows = list(metrics_rows)
+        frame = {c: np.asarray([float(m.get(c, math.nan)) for m in rows], dtype=float) for c in self.inputs}
+        return {best_post.ANNOTATION: best_post.chosen_names(frame)}
 
     def describe(self) -> dict:
         out = {"name": self.name, "direction": self.direction, "column": self.column}
@@ -139,6 +152,8 @@ def _objective_from_description(d: dict) -> Objective:
     options = tuple(sorted((d.get("options") or {}).items()))
     if d["column"] is not None:
         return Objective(d["name"], d["direction"], d["column"], (d["column"],), options)
+    if d["name"] == best_post.NAME:
+        return Objective(d["name"], d["direction"], None, best_post.INPUTS)
     opts = dict(options)
     return Objective(d["name"], d["direction"], None, ("acc", opts["ece"]), options)
 
@@ -191,6 +206,8 @@ def resolve_token(token: str, table, *, role: str = "objective") -> Objective:
     display = ":".join(parts)
     if name == hcs_module.NAME:
         return _resolve_hcs(display, option_parts, direction, table, role)
+    if name == best_post.NAME:
+        return _resolve_best_post(display, option_parts, direction, table, role)
     if option_parts:
         raise UserError(f"{role} {token!r}: only hcs takes options (hcs:beta=2); "
                         f"write {name} without ':{':'.join(option_parts)}'")
@@ -239,6 +256,17 @@ def _resolve_hcs(display, option_parts, direction, table, role) -> Objective:
                                 f"holds {outside[0]:g}")
     return Objective(display, direction or catalog.MAXIMISE, None, ("acc", options["ece"]),
                      tuple(sorted(options.items())))
+
+
+def _resolve_best_post(display, option_parts, direction, table, role) -> Objective:
+    if option_parts:
+        raise UserError(f"{role} {display!r}: best_post_ece takes no options; write best_post_ece")
+    missing = [c for c in best_post.INPUTS if _table_column(c, table) is None]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise UserError(f"{display} needs {', '.join(missing)}, which {verb} not in {table.name}; "
+                        f"{catalog.WHERE['calibrators']}")
+    return Objective(display, direction or catalog.MINIMISE, None, best_post.INPUTS)
 
 
 def _table_column(name: str, table) -> str | None:

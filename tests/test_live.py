@@ -15,6 +15,7 @@ from calnas.errors import UserError  # noqa: E402
 from calnas.live.datasets import load_splits, read_cifar, read_imagenet16  # noqa: E402
 from calnas.live.evaluate import evaluate_live  # noqa: E402
 from calnas.live.protocol import DIGITS_SSS, DIGITS_TSS, Protocol, default_protocol  # noqa: E402
+from calnas.calibrator_columns import CALIBRATOR_COLUMNS  # noqa: E402
 from calnas.metrics import PANEL_COLUMNS  # noqa: E402
 from calnas.spaces import TSS  # noqa: E402
 
@@ -131,7 +132,7 @@ def test_evaluate_live_on_digits_gives_the_full_panel_and_records_settings():
     result = evaluate_live(ARCH, dataset="digits", device="cpu", seed=1, protocol=tiny(epochs=2))
     record = result.record
     assert record["arch"] == ARCH and record["index"] == TSS.index(ARCH) and record["space"] == "tss"
-    assert list(record["metrics"]) == list(PANEL_COLUMNS)
+    assert list(record["metrics"]) == [*PANEL_COLUMNS, *CALIBRATOR_COLUMNS]
     assert 0.0 <= record["metrics"]["acc"] <= 1.0 and record["metrics"]["temperature"] > 0
     settings = record["settings"]
     for key in ("epochs", "lr", "momentum", "nesterov", "weight_decay", "schedule", "batch_size", "seed",

@@ -61,10 +61,13 @@ def _front_table(result):
     joint = "recipe" in result.front.columns  # an architecture x recipe search
     if joint:
         table.add_column("recipe")
+    chosen = "calibrator" in result.front.columns  # best_post_ece: each member's calibrator
     for obj in objectives:
         arrow = "↑" if obj["direction"] == "maximize" else "↓"
         header = obj["name"] if not obj["column"] or obj["column"] == obj["name"] else f"{obj['name']}\n{obj['column']}"
         table.add_column(f"{header} {arrow}", justify="right")
+    if chosen:
+        table.add_column("calibrator")
     constraints = result.info["constraints"]
     if constraints:
         table.add_column("constraints")
@@ -72,6 +75,7 @@ def _front_table(result):
         record = row._asdict()
         cells = [str(record["rank"]), record["arch"], str(record["index"])] + ([record["recipe"]] if joint else [])
         cells += [fmt(float(getattr(row, _attr(result.front, o["name"])))) for o in objectives]
+        cells += [record["calibrator"]] if chosen else []
         if constraints:
             cells.append("met" if record["feasible"] else "[red]violated[/red]")
         table.add_row(*cells)

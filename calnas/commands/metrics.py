@@ -93,16 +93,29 @@ def metrics_cmd(
         typer.Option("--nll-clip", help="float64 (exact, default) or study (float32 probabilities clipped at "
                                         "float32's eps, as the study's scikit-learn log_loss)."),
     ] = "float64",
+    calibrator: Annotated[
+        Optional[str],
+        typer.Option("--calibrator", help="Post-hoc calibrators to compare instead of the panel: all, or "
+                                          "comma-separated names (temperature, vector, matrix, dirichlet, "
+                                          "histogram, isotonic, ets); fitted on val_logits/val_labels (or "
+                                          "--study-split's 20%), measured on the test split."),
+    ] = None,
 ) -> None:
     """Compute every calibration metric of the study's dataset (and selective prediction) for
     saved predictions. post_* columns appear when the file has val_logits/val_labels (or with
-    --study-split)."""
+    --study-split). --calibrator compares post-hoc calibrators instead."""
     from calnas.commands._common import flag_names
     from calnas.files import check_figure_path
     from calnas.metrics import load_predictions, reliability_diagram
 
     if plot is not None:
         check_figure_path(plot)  # before any work
+    if calibrator is not None:
+        from calnas.commands.calibrators import calibrators_cmd
+
+        calibrators_cmd(file, calibrator, json_output=json_output, plot=plot, fit_on_test=fit_on_test,
+                        study_split=study_split)
+        return
     arrays = load_predictions(file)
     with flag_names({"study_split": "--study-split", "nll_clip": "--nll-clip"}):
         panel = _panel(arrays, bins, temperature_method, fit_on_test, nll_clip, study_split)

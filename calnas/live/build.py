@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from calnas.calibrator_columns import CALIBRATOR_COLUMNS
 from calnas.columns import FILE_ID_COLUMNS
 from calnas.errors import UserError
 from calnas.live.protocol_file import PROTOCOL_KEYS, protocol_identity, protocol_path, read_protocol, write_protocol
@@ -87,7 +88,7 @@ def select(order: list[int], *, limit: int | None = None, shard: tuple[int, int]
 
 
 def table_columns(panel_columns) -> list[str]:
-    return [*ID_COLUMNS, *panel_columns, *EXTRA_COLUMNS]
+    return [*ID_COLUMNS, *panel_columns, *EXTRA_COLUMNS, *CALIBRATOR_COLUMNS]
 
 
 # -- the CSV file ------------------------------------------------------------------------------

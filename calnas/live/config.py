@@ -90,8 +90,10 @@ def live_columns(name: str):
     ``calnas.objectives.parse`` resolves names exactly as for a table."""
     import pandas as pd
 
+    from calnas.calibrator_columns import CALIBRATOR_COLUMNS
     from calnas.columns import COST_COLUMNS
     from calnas.metrics import PANEL_COLUMNS
 
-    return _Columns(name, pd.DataFrame({c: pd.Series(dtype=float) for c in (*PANEL_COLUMNS, *COST_COLUMNS)}))
+    return _Columns(name, pd.DataFrame({c: pd.Series(dtype=float)
+                                        for c in (*PANEL_COLUMNS, *CALIBRATOR_COLUMNS, *COST_COLUMNS)}))
 

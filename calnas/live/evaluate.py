@@ -129,7 +129,7 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
 
     from calnas.live.networks import build_network, network_config
     from calnas.live.train import predict_logits, seed_everything, train
-    from calnas.metrics import calibration_panel
+    from calnas.metrics import calibration_panel, calibrator_columns
 
     start = time.perf_counter()
     if protocol.threads is not None and device.type == "cpu":
@@ -185,6 +185,7 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
         raise UserError(f"training diverged for {arch} (non-finite logits); try a smaller learning rate")
     metrics = calibration_panel(None, splits.test_y, logits=test_logits, val_logits=val_logits,
                                 val_labels=splits.val_y)
+    metrics.update(calibrator_columns(test_logits, splits.test_y, val_logits, splits.val_y))  # post_ECE_15@dirichlet ...
     record = {
         "arch": arch, "index": index, "space": space.name, "dataset": splits.name,
         "device": str(device), "settings": settings, "metrics": metrics,

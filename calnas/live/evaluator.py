@@ -359,10 +359,12 @@ def _reason(exc: BaseException) -> str:
 
 def row_metrics(row: dict) -> dict[str, float]:
     """The metric panel of a table row (read from a file as strings, or just built)."""
+    from calnas.calibrator_columns import CALIBRATOR_COLUMNS
     from calnas.metrics import PANEL_COLUMNS
 
     out = {}
-    for column in PANEL_COLUMNS:
+    # A row of a table written before the calibrator columns has none of them: NaN, as a missing value.
+    for column in (*PANEL_COLUMNS, *CALIBRATOR_COLUMNS):
         value = row.get(column)
         out[column] = float("nan") if value is None or value == "" else float(value)
     return out

@@ -23,12 +23,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from calnas.calibrator_columns import CALIBRATOR_COLUMNS
 from calnas.errors import UserError
 from calnas.live.protocol_file import protocol_identity, protocol_path, read_protocol, write_protocol
 from calnas.live.recipes import DEFAULT_RECIPE
 
-# Columns a table written before training recipes lacks (its rows trained with recipe ce).
-NEWER_COLUMNS = ("recipe",)
+# Columns older tables lack, in groups that came together: a table written before training
+# recipes has no recipe (its rows trained with recipe ce); one written before the post-hoc
+# calibrators none of their columns (calnas.calibrator_columns).
+NEWER_GROUPS = (("recipe",), CALIBRATOR_COLUMNS)
+NEWER_COLUMNS = tuple(c for group in NEWER_GROUPS for c in group)
 
 
 def _format(value) -> str:
@@ -47,17 +51,24 @@ def line(values: list) -> str:
 
 
 def file_columns(path: Path, columns: list[str]) -> list[str]:
-    """The layout of an existing table file: ``columns``, or the older layout without
-    :data:`NEWER_COLUMNS` when its header is that one (rows are appended in the file's layout).
-    Anything else is left to :func:`read_done`'s header check."""
+    """The layout of an existing table file: ``columns``, or an older layout, ``columns`` less
+    whole groups of :data:`NEWER_GROUPS` (no recipe; no calibrator columns; neither), when its
+    header is that one (rows are appended in the file's layout). Anything else is left to
+    :func:`read_done`'s header check."""
+    import itertools
+
     with open(path, "rb") as fh:
         first = fh.readline()
-    older = [c for c in columns if c not in NEWER_COLUMNS]
     try:
         header = next(csv.reader(io.StringIO(first.decode("utf-8"))), [])
     except (UnicodeDecodeError, csv.Error):
         return columns
-    return older if header == older else columns
+    for dropped in itertools.product((False, True), repeat=len(NEWER_GROUPS)):
+        gone = {c for group, drop in zip(NEWER_GROUPS, dropped) if drop for c in group}
+        layout = [c for c in columns if c not in gone]
+        if header == layout:
+            return layout
+    return columns
 
 
 def read_done(path: Path, columns: list[str], *, by_seed: bool = False) -> set:

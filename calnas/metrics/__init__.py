@@ -1,4 +1,4 @@
-"""Calibration metrics: the study's calibration panel, selective prediction, temperature scaling.
+"""Calibration metrics: the study's calibration panel, selective prediction, post-hoc calibrators.
 
 numpy only (scipy for FFT convolution and the NLL temperature fit); torch tensors are accepted by
 duck typing and torch is never imported. Definitions and documented choices: docs/metrics.md.
@@ -6,6 +6,7 @@ duck typing and torch is never imported. Definitions and documented choices: doc
     from calnas.metrics import calibration_panel, PANEL_COLUMNS
     panel = calibration_panel(probs, labels)                                # pre_* only
     panel = calibration_panel(None, labels, logits=z, val_logits=vz, val_labels=vy)  # + post_*
+    results = calibrator_results(z, labels, vz, vy)   # every calibrator, fitted on (vz, vy)
 """
 
 from calnas.metrics.binning import (
@@ -18,6 +19,8 @@ from calnas.metrics.binning import (
     ece_em,
     mce,
 )
+from calnas.metrics.calibrated import CalibratorResult, calibrator_columns, calibrator_results
+from calnas.metrics.calibrators import CALIBRATORS, Calibrator, make_calibrator
 from calnas.metrics.io import load_predictions
 from calnas.metrics.kernel import kdece, ksce, mmce
 from calnas.metrics.panel import NLL_CLIPS, PANEL_COLUMNS, calibration_panel, panel_columns, study_split_indices
@@ -47,6 +50,12 @@ __all__ = [
     "TEMPERATURE_METHODS",
     "STUDY_GRID",
     "load_predictions",
+    "CALIBRATORS",
+    "Calibrator",
+    "make_calibrator",
+    "calibrator_results",
+    "calibrator_columns",
+    "CalibratorResult",
     "ece",
     "ece_em",
     "mce",
