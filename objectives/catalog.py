@@ -24,14 +24,12 @@ import re
 
 from calnas.calibrator_columns import CALIBRATOR_COLUMNS, CALIBRATOR_NAMES, split_column
 
-PREFIXES = ("pre", "post")
-BINS = (5, 10, 15, 20, 25, 50, 100, 200, 500)
+from calnas.columns import COST_COLUMNS
+from calnas.metric_names import BINNED_KINDS, BINS, CONFIDENCE, PREFIXES, SCALAR_KINDS, SELECTIVE  # noqa: F401
+
 HEADLINE_BINS = 15
-BINNED_KINDS = ("ECE", "ECE_em", "cwCE", "cwCE_em", "MCE")
-SCALAR_KINDS = ("KSCE", "KDECE", "MMCE", "NLL", "Brier", "Brier_sum")
-SELECTIVE = ("AUROC", "AURC", "E_AURC", "coverage_95", "coverage_99")
-CONFIDENCE = ("correct_confidence", "incorrect_confidence")
-COST = ("params", "flops", "latency")
+# Cost columns: calnas's own (params, flops) and NATS-Bench benchmark files' latency.
+COST = (*COST_COLUMNS, "latency")
 # CIFAR-10-C corruptions: the published robustness copies carry one accuracy column per corruption.
 CORRUPTIONS = (
     "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "defocus_blur", "glass_blur",

@@ -85,8 +85,8 @@ def ship_table(build_csv, out_gz, *, expected_rows: int | None = None, parts: in
         raise UserError(f"{build_csv} has {len(frame)} rows, expected {expected_rows} (build not finished?)")
     if parts > len(frame):
         raise UserError(f"--parts {parts} is more than the build's {len(frame)} rows")
-    # Slices as even as the rows allow (4 rows in 3 parts: 2, 1, 1), so no part is empty.
-    bounds = [len(frame) * k // parts for k in range(parts + 1)]
+    # Slices as even as the rows allow, larger first (4 rows in 3 parts: 2, 1, 1): no part is empty.
+    bounds = [-(-len(frame) * k // parts) for k in range(parts + 1)]
     files = {}
     for k, path in enumerate(paths):
         text = frame.iloc[bounds[k]:bounds[k + 1]].to_csv(

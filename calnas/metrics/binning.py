@@ -27,10 +27,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from calnas.metric_names import BINS
 from calnas.errors import UserError
 from calnas.metrics._inputs import TopLabel, check_labels, check_probs
 
-DEFAULT_BINS: tuple[int, ...] = (5, 10, 15, 20, 25, 50, 100, 200, 500)
+DEFAULT_BINS: tuple[int, ...] = BINS
 # The largest bin count (the study's largest is 500): memory grows with K x bins for classwise CE.
 MAX_BINS = 10_000
 

@@ -27,10 +27,9 @@ from calnas.metrics.selective import (
     coverage_column,
     selective_metrics,
 )
+from calnas.metric_names import BINNED_KINDS, CONFIDENCE, PREFIXES, RANKING, SCALAR_KINDS  # noqa: F401 - re-exported
 from calnas.metrics.temperature import TEMPERATURE_METHODS, fit_temperature
 
-BINNED_KINDS = ("ECE", "ECE_em", "cwCE", "cwCE_em", "MCE")
-SCALAR_KINDS = ("KSCE", "KDECE", "MMCE", "NLL", "Brier", "Brier_sum")
 # Consistency tolerance between probs= and softmax(logits=) when both are given.
 PROBS_LOGITS_ATOL = 1e-3
 NLL_FLOOR = np.finfo(np.float64).eps
@@ -55,12 +54,12 @@ def panel_columns(
     incorrect_confidence, the pre_* block (per kind, then per bin count, then the scalar
     metrics), the post_* block, the selective-prediction columns, and temperature."""
     bins = check_bins(bins)
-    cols = ["acc", "correct_confidence", "incorrect_confidence"]
-    for prefix in ("pre", "post") if post else ("pre",):
+    cols = ["acc", *CONFIDENCE]
+    for prefix in PREFIXES if post else PREFIXES[:1]:
         cols += [f"{prefix}_{kind}_{b}" for kind in BINNED_KINDS for b in bins]
         cols += [f"{prefix}_{kind}" for kind in SCALAR_KINDS]
     if selective:
-        cols += ["AUROC", "AURC", "E_AURC"]
+        cols += list(RANKING)
         cols += [coverage_column(t) for t in check_targets(coverage_targets)]
     if post and temperature:
         cols.append("temperature")

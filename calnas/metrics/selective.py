@@ -24,14 +24,11 @@ from typing import Iterable
 
 import numpy as np
 
+from calnas.metric_names import COVERAGE_TARGETS, coverage_column  # noqa: F401 - coverage_column is this module's API too
 from calnas.errors import UserError
 from calnas.metrics._inputs import TopLabel
 
-DEFAULT_COVERAGE_TARGETS: tuple[float, ...] = (0.95, 0.99)
-
-
-def coverage_column(target: float) -> str:
-    return f"coverage_{round(100 * target)}"
+DEFAULT_COVERAGE_TARGETS: tuple[float, ...] = COVERAGE_TARGETS
 
 
 def check_targets(targets: Iterable[float]) -> tuple[float, ...]:
