@@ -64,7 +64,8 @@ INDEX = "index"
 METRICS = "metrics"
 REPEAT_OF = "calnas_repeat_of"
 FAILURE = "calnas_failure"
-PRUNED_FAILURE = "pruned"  # an early-stopped training's entry: taken, no final values
+PRUNED_FAILURE = "pruned"
+MAX_DROPPED_WRITES = 10_000  # a bound on _read_trials' retries: each consumes one dropped write  # an early-stopped training's entry: taken, no final values
 TAKEN_BY = "calnas_taken_by"
 NOT_IN_TABLE = "calnas_not_in_table"
 INFEASIBLE = "calnas_infeasible"
@@ -153,10 +154,24 @@ class StudyRecord:
         self.foreign = 0  # observations of other processes' trials (0: this process is alone)
 
     # -- reading ----------------------------------------------------------------------------------
+    def _read_trials(self):
+        """Every trial of the study. A journal storage replays this process's own writes to a
+        trial another worker has meanwhile failed as stale (its owner silent past stale_after on an
+        overloaded machine) by raising UpdateFinishedTrialError once per such write, having
+        consumed it; reading again goes on past it, so the writes are simply dropped."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        for _ in range(MAX_DROPPED_WRITES):
+            try:
+                return self._storage.get_all_trials(self._study_id, deepcopy=False)
+            except UpdateFinishedTrialError:
+                continue
+        return self._storage.get_all_trials(self._study_id, deepcopy=False)
+
     def update(self) -> "StudyRecord":
         if self.reuse:
             return self
-        trials = self._storage.get_all_trials(self._study_id, deepcopy=False)
+        trials = self._read_trials()
         self._trials = trials
         for number in sorted(self._pending):
             self._look(trials[number])

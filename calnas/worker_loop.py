@@ -129,6 +129,12 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
         record.reuse = True
         try:
             trial = study.ask(distributions)
+        except UpdateFinishedTrialError:
+            # Another worker took the trial being asked for dead (this process silent past
+            # stale_after while it suggested the parameters, e.g. on an overloaded machine) and
+            # failed it: nothing was evaluated, so read the study again and ask anew.
+            record.update()
+            continue
         finally:
             record.reuse = False
         record.mine.add(trial.number)

@@ -43,6 +43,10 @@ class CalibratorResult:
     keeps_top1: bool = True
 
 
+
+FULL_MATRIX = ("matrix", "dirichlet")   # K(K+1) parameters each
+PER_EVALUATION_MAX_CLASSES = 20
+
 def compact_metrics(probs: np.ndarray, labels: np.ndarray, true_log_prob: np.ndarray | None = None) -> dict:
     """ECE_15, cwCE_15, NLL, Brier, acc, AURC of calibrated probabilities, computed as the panel
     computes its columns. ``true_log_prob`` (log p_y from calibrated logits) makes the NLL exact;
@@ -130,9 +134,18 @@ def _result(name, opts, z, y, vz, vy, keep_probs) -> CalibratorResult:
 def calibrator_columns(test_logits, test_labels, val_logits, val_labels) -> dict[str, float]:
     """Every calibrator's columns of one evaluation (``post_ECE_15@dirichlet`` ...,
     ``val_ECE_15@dirichlet``), in :data:`calnas.calibrator_columns.CALIBRATOR_COLUMNS` order."""
+    k = np.shape(test_logits)[1] if np.ndim(test_logits) == 2 else 0
+    # matrix and dirichlet fit K(K+1) parameters, six times (the fit and five folds): at ImageNet16's
+    # 120 classes that is minutes per evaluation, more than the training of a small table's row.
+    # Every evaluation records them up to PER_EVALUATION_MAX_CLASSES; `calnas metrics
+    # --calibrator` fits them at any K.
+    names = CALIBRATOR_NAMES if k <= PER_EVALUATION_MAX_CLASSES else tuple(
+        n for n in CALIBRATOR_NAMES if n not in FULL_MATRIX)
+    results = calibrator_results(test_logits, test_labels, val_logits, val_labels, names)
     row = {}
-    for name, result in calibrator_results(test_logits, test_labels, val_logits, val_labels).items():
+    for name in CALIBRATOR_NAMES:
+        result = results.get(name)
         for metric in METRICS:
-            row[column(metric, name)] = result.test[metric]
-        row[column(VALIDATION_METRIC, name, "val")] = result.val_ece
+            row[column(metric, name)] = float("nan") if result is None else result.test[metric]
+        row[column(VALIDATION_METRIC, name, "val")] = float("nan") if result is None else result.val_ece
     return row
