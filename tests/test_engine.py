@@ -123,10 +123,13 @@ def test_storage_errors_are_one_line(tmp_path, run_cli):
     proc = run_cli("search", "--budget", "5", "--workers", "0", "--storage", f"sqlite:///{tmp_path}/s.db")
     assert proc.returncode == 2 and proc.stderr.startswith("error: --workers must be at least 1")
     proc = run_cli("show", "--storage", f"sqlite:///{tmp_path}/s.db", "--study-name", "nope")
-    assert proc.returncode == 2 and "no study 'nope'" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert not (tmp_path / "s.db").exists()  # show reads: it never creates a storage
     url = f"sqlite:///{tmp_path}/t.db"
     assert run_cli("search", "--budget", "5", "--storage", url, "--study-name", "a", "--no-plot", "--out",
                    tmp_path / "a").returncode == 0
+    proc = run_cli("show", "--storage", url, "--study-name", "nope")
+    assert proc.returncode == 2 and "no study 'nope'" in proc.stderr and len(proc.stderr.splitlines()) == 1
     proc = run_cli("search", "--budget", "5", "--objective", "acc,params", "--storage", url, "--study-name", "a",
                    "--no-plot", "--out", tmp_path / "b")
     assert proc.returncode == 2 and "use another --study-name" in proc.stderr  # the flag, not the parameter
