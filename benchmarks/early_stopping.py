@@ -7,8 +7,8 @@
 ranks them: non-dominated sorting, then hypervolume contribution) and each recorded epoch k
 below the last, how well the order at epoch k predicts the final (acc, pre-ECE_15) front: the
 share of the final front's architectures (seed means, final epoch) that the top 1/eta at epoch k
-keeps (recall), for eta 2 and 4, over every architecture of the table; and Spearman's rho of the
-order at k with the final order. Validation columns are what a live search can rank by without
+keeps (recall), and the share of the final order's top 1/eta it keeps, for eta 2 and 4, over
+every architecture of the table; and Spearman's rho of the order at k with the final order. Validation columns are what a live search can rank by without
 the test labels; the test columns are listed for comparison.
 
 ``compute``: full-fidelity ``guided`` with ``--target-budget`` evaluations (default 300) sets a
@@ -69,6 +69,9 @@ def rung_metrics(table_path: str) -> list[dict]:
             for eta in (2, 4):
                 keep = set(order[: max(1, len(order) // eta)].tolist())
                 row[f"front_kept_eta{eta}"] = round(float(np.mean([i in keep for i in np.flatnonzero(on_front)])), 3)
+                # the final order's top 1/eta (the architectures a halving should carry on)
+                best = final_order[: max(1, len(order) // eta)]
+                row[f"top_kept_eta{eta}"] = round(float(np.mean([i in keep for i in best])), 3)
             rows.append(row)
     return rows
 

@@ -66,7 +66,7 @@ def search(
     Multi-fidelity (on a curve table, ``calnas table build --curves``; :mod:`calnas.simulation`):
     ``early_stopping`` "asha" or "hyperband" stops trainings at rungs ``min_epochs * eta**k``
     (:mod:`calnas.pruners`), ranking ``rung_metric`` (point columns, default validation accuracy
-    and ECE_15); ``budget_epochs`` caps the training epochs summed over all trials;
+    and NLL); ``budget_epochs`` caps the training epochs summed over all trials;
     ``simulated_workers`` asynchronous workers share a simulated clock. Any of these replays the
     table as if it were trained (a full-fidelity search too, with ``early_stopping="none"``).
     """

@@ -104,8 +104,8 @@ def search_cmd(
     min_epochs: Optional[int] = typer.Option(None, "--min-epochs", help="Epoch of the first rung (default 1)."),
     eta: Optional[int] = typer.Option(None, "--eta", help="Reduction factor: rungs every eta-fold epochs, 1/eta continue (default 2)."),
     rung_metric: Optional[str] = typer.Option(
-        None, "--rung-metric", help="What is ranked at a rung: curve columns, comma-separated (default val_acc,val_ECE_15: "
-                                    "validation accuracy and ECE_15, no test labels)."),
+        None, "--rung-metric", help="What is ranked at a rung: curve columns, comma-separated (default val_acc,val_NLL: "
+                                    "validation accuracy and NLL, no test labels)."),
     budget_epochs: Optional[int] = typer.Option(
         None, "--budget-epochs", help="Stop when the training epochs summed over all trials reach N (beside --budget)."),
     simulated_workers: Optional[int] = typer.Option(
