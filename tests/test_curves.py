@@ -210,3 +210,17 @@ def test_ship_keeps_every_seed_of_a_curve_build_and_never_writes_over_its_input(
     with pytest.raises(UserError, match="build file itself"):
         ship_table(copy, copy)
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == before
+
+
+def test_ship_refuses_a_truncated_or_fake_gzip_build_in_one_line(curve_build, tmp_path, run_cli):
+    import gzip as gz
+
+    truncated = tmp_path / "t.csv.gz"
+    truncated.write_bytes(gz.compress(curve_build.read_bytes())[:-40])
+    fake = tmp_path / "f.csv.gz"
+    fake.write_bytes(b"not gzip at all\n1,2,3\n")
+    for path in (truncated, fake):
+        result = run_cli("table", "ship", str(path), str(tmp_path / "out.csv.gz"))
+        assert result.returncode == 2, result.stderr
+        assert "not a calnas build table" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.csv.gz").exists()

@@ -30,7 +30,8 @@ def read_build(path) -> "pd.DataFrame":  # noqa: F821
     path = check_input(path, "build file", "table")
     try:
         frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, OSError) as exc:
+        # OSError: gzip.BadGzipFile (not gzip); EOFError: a truncated .csv.gz
         raise UserError(f"{path} is not a calnas build table ({type(exc).__name__}: "
                         f"{(str(exc).splitlines() or [''])[0][:120]})") from None
     if "index" not in frame.columns or "acc" not in frame.columns:
