@@ -56,3 +56,12 @@ def test_show_reads_a_storage_a_search_wrote(tmp_path, run_cli):
     assert result.returncode == 0, result.stderr
     assert '"evaluations": 4' in result.stdout
     assert _sha(tmp_path / "s.db") == before
+
+
+def test_live_search_refuses_a_training_seed_outside_the_documented_range(tmp_path, run_cli):
+    for seed in ("4294967296", "-1"):
+        result = run_cli("search", "--live", "--dataset", "digits", "--budget", "2", "--train-seed", seed,
+                         "--out", str(tmp_path / f"o{seed}"))
+        assert result.returncode == 2, result.stderr
+        assert ("training seed" in result.stderr or "--train-seed" in result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1

@@ -82,7 +82,7 @@ class LiveEvaluator(Evaluator):
 
     def __init__(self, config: LiveConfig, spec, dedupe: str, *, stream: int = 0, pin_threads: bool = False,
                  table_path: str | None = None, splits=None, prepared: tuple | None = None):
-        from calnas.checks import check_int
+        from calnas.checks import check_seed
         from calnas.live.datasets import resolve_dataset
         from calnas.live.evaluate import make_protocol
 
@@ -90,7 +90,7 @@ class LiveEvaluator(Evaluator):
         self.space = get_space(config.space)
         self.dataset, self._data_root = resolve_dataset(config.dataset, config.data_root)
         self.name = f"live:{self.dataset}"
-        self.seed = check_int("training seed", config.seed, minimum=0)
+        self.seed = check_seed(config.seed, "training seed")  # 0..2^32-1, as every other command
         self.training = make_protocol(self.space, self.dataset, protocol=config.protocol, epochs=config.epochs,
                                       channels=config.channels, cells=config.cells, recipe=config.recipe,
                                       optimizer=config.optimizer, lr=config.lr)
