@@ -65,3 +65,9 @@ def test_live_search_refuses_a_training_seed_outside_the_documented_range(tmp_pa
         assert result.returncode == 2, result.stderr
         assert ("training seed" in result.stderr or "--train-seed" in result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_analyze_refuses_a_negative_seed_before_any_work(tmp_path, run_cli):
+    result = run_cli("analyze", "7", "--seed", "-1", "--out", str(tmp_path / "a"))
+    assert result.returncode == 2 and result.stderr.startswith("error: seed must be at least 0")
+    assert "Traceback" not in result.stderr and not (tmp_path / "a").exists()

@@ -52,6 +52,9 @@ def analyze_cmd(
     from calnas.analysis.report import prepare_out
     from calnas.commands._common import console, err_console, print_json
 
+    from calnas.checks import check_seed
+
+    seed = check_seed(seed)  # before any table is read: numpy takes 0..2^32-1
     chosen = resolve_questions(questions)
     tables = [as_table(name, data_dir=data_dir) for name in (benchmark or [None])]
     column = resolve_metric(metric, tables)
