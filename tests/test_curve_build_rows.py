@@ -2,9 +2,12 @@
 
 One code path: a training with the curve protocol, split seed 0 and training seed s, recorded at
 the curve epochs, gives the row the build wrote, at two epochs of its curve and in its final
-panel. Exact on the build machine type (BUILD_CPU); elsewhere the last digits may differ and
-the test says how many and skips. When the table ships, this reads the shipped rows instead.
+panel. Within float32's last digits, not exactly: two sessions' machines, both reported as
+"AMD EPYC" with AVX-512, gave the same accuracies and losses differing by about 1e-6 (the
+network's float32 kernels differ between CPU models), and a table's rows are built on several.
+When the table ships, this reads the shipped rows instead.
 """
+
 
 from __future__ import annotations
 
@@ -16,10 +19,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BUILD_CPU, on_build_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SLICES = sorted((ROOT / "builds" / "digits_tss_curves").glob("rows-*.csv.gz"))
+
+# float32 training: the seventh significant digit can differ between CPU models; the accuracy
+# (a count of test images) by at most one image.
+RTOL, ATOL = 1e-4, 1e-5
 
 pytestmark = pytest.mark.skipif(not SLICES, reason="no curve-build checkpoint in builds/ (shipped or not started)")
 
@@ -54,14 +60,20 @@ def test_checkpointed_curve_rows_retrain_to_the_same_values():
             points = {p["epoch"]: p for p in rec["curve"]}
             for epoch in (4, 16):
                 for column in TEST_POINT_COLUMNS + VAL_POINT_COLUMNS + ("train_loss",):
-                    if points[epoch][column] != row[curve_column(epoch, column)]:
+                    if not _close(column, points[epoch][column], row[curve_column(epoch, column)], splits):
                         mismatched.append((row["index"], row["seed"], epoch, column))
             for column in ("acc", "pre_ECE_15", "post_ECE_15", "pre_NLL", "AURC", "temperature"):
-                got, want = rec["metrics"][column], row[column]
-                if not (np.isnan(got) and np.isnan(want)) and got != want:
+                if not _close(column, rec["metrics"][column], row[column], splits):
                     mismatched.append((row["index"], row["seed"], "final", column))
     finally:
         torch.set_num_threads(threads)
-    if mismatched and not on_build_machine():
-        pytest.skip(f"this CPU is not the build machine's {BUILD_CPU}; {len(mismatched)} values differ")
     assert not mismatched
+
+
+def _close(column: str, got: float, want: float, splits) -> bool:
+    if np.isnan(got) and np.isnan(want):
+        return True
+    if column.endswith("acc"):
+        images = len(splits.val_y) if column.startswith("val") else len(splits.test_y)
+        return abs(got - want) <= 1.0 / images + 1e-12
+    return bool(np.isclose(got, want, rtol=RTOL, atol=ATOL))
