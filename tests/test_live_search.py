@@ -139,6 +139,33 @@ def test_twins_are_answered_by_their_class_row(tmp_path):
     assert all(a.cached for a in answers) and len({a.metrics["acc"] for a in answers}) == 1
 
 
+def test_a_table_older_than_the_calibrator_columns_is_refused_only_where_they_are_needed(tmp_path):
+    import hashlib
+
+    from calnas.calibrator_columns import CALIBRATOR_COLUMNS
+
+    config = calnas.LiveConfig(dataset="digits", protocol=TINY, table_out=tmp_path / "t.csv")
+    calnas.search(objectives="acc,ece", budget=2, seed=0, searcher="random", live=config)
+    old = tmp_path / "old.csv"  # the same rows in the layout written before the calibrators
+    pd.read_csv(tmp_path / "t.csv").drop(columns=list(CALIBRATOR_COLUMNS)).to_csv(old, index=False)
+    (tmp_path / "old.csv.protocol.json").write_bytes((tmp_path / "t.csv.protocol.json").read_bytes())
+    digest = hashlib.sha256(old.read_bytes()).hexdigest()
+    cached = calnas.LiveConfig(dataset="digits", protocol=TINY, cache=(str(old),))
+
+    for objectives in ("acc,best_post_ece", "acc,post_ece_15@dirichlet"):
+        with pytest.raises(UserError, match="written before the columns .* needs") as refused:
+            calnas.search(objectives=objectives, budget=2, seed=0, searcher="random", live=cached)
+        assert "@" in str(refused.value) and len(str(refused.value)) < 300
+    with pytest.raises(UserError, match="written before the columns"):  # as the search's own table, too
+        calnas.search(objectives="acc,best_post_ece", budget=2, seed=0, searcher="random",
+                      live=cached.replace(cache=(), table_out=old))
+    assert hashlib.sha256(old.read_bytes()).hexdigest() == digest
+
+    # Objectives the old layout holds are answered from it, without training.
+    result = calnas.search(objectives="acc,ece", budget=2, seed=0, searcher="random", live=cached)
+    assert result.info["evaluation_time"]["cached"] == 2 and result.info["evaluation_time"]["trained"] == 0
+
+
 # --------------------------------------------------------------------------------------------
 # constraints known before training, failures
 

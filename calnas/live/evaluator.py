@@ -48,7 +48,7 @@ from calnas.evaluators import Candidates, Evaluation, Evaluator, KnownFront, Tab
 from calnas.live.build import protocol_record, table_columns, table_row
 from calnas.live.config import LiveConfig
 from calnas.live.protocol_file import protocol_identity
-from calnas.live.table_file import CacheTable, TableFile
+from calnas.live.table_file import CacheTable, TableFile, check_layout
 from calnas.spaces import TSS, get_space
 
 # A live evaluation takes seconds to hours, not microseconds: beat every 5 s, and take a trial
@@ -107,11 +107,12 @@ class LiveEvaluator(Evaluator):
         # constraints and dedupe (the recipes of a joint search), which do not depend on the protocol.
         self._candidates, self._costs, self._prechecked = prepared or _candidates(self.space, self.dataset, spec,
                                                                                   dedupe)
-        self._caches = [_cache(path, self.protocol) for path in config.cache]
+        self._caches = []
+        self.add_caches(config.cache)
         self._memory: dict[int, dict] = {}  # rows trained in this process
         self._diagrams: dict[int, dict] = {}  # their reliability-diagram data, as trial attributes
         self.table_path = table_path
-        self._table = TableFile(table_path, _columns()) if table_path is not None else None
+        self._table = self._open_table(table_path) if table_path is not None else None
         self._runtime = None
         self._reference: tuple | None = None
 
@@ -190,12 +191,26 @@ class LiveEvaluator(Evaluator):
         """Append to ``path`` (created, or checked to hold rows of this protocol)."""
         TableFile.prepare(path, self._record, _columns())
         self.table_path = path
-        self._table = TableFile(path, _columns())
+        self._table = self._open_table(path)
 
     def add_caches(self, paths) -> None:
         """More tables of this protocol whose rows answer without training."""
-        self._caches.extend(_cache(str(path), self.protocol) for path in paths)
+        for path in paths:
+            cache = _cache(str(path), self.protocol)
+            check_layout(cache.path, cache.layout, self._needed_columns(), self._objectives_text())
+            self._caches.append(cache)
         self._reference = None
+
+    def _open_table(self, path) -> TableFile:
+        table = TableFile(path, _columns())
+        check_layout(path, table.columns, self._needed_columns(), self._objectives_text())
+        return table
+
+    def _needed_columns(self) -> list[str]:
+        return [c for o in (*self.spec.objectives, *(k.objective for k in self.spec.constraints)) for c in o.inputs]
+
+    def _objectives_text(self) -> str:
+        return ", ".join([o.name for o in self.spec.objectives] + [k.text for k in self.spec.constraints])
 
     def recorded_protocol(self, stored):
         if not isinstance(stored, dict) or not isinstance(stored.get("protocol"), dict):

@@ -35,6 +35,16 @@ NEWER_GROUPS = (("recipe",), CALIBRATOR_COLUMNS)
 NEWER_COLUMNS = tuple(c for group in NEWER_GROUPS for c in group)
 
 
+def check_layout(path, layout, needed, what: str) -> None:
+    """Refuse a table file of an older layout (see :data:`NEWER_GROUPS`) whose rows would answer
+    ``what`` (the objectives needing ``needed``) with missing values."""
+    missing = [c for c in dict.fromkeys(needed) if c in NEWER_COLUMNS and c not in layout]
+    if missing:
+        named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise UserError(f"{path} was written before the columns {what} needs ({named}): its rows cannot answer "
+                        "it; rebuild that table with this calnas, or search without it")
+
+
 def _format(value) -> str:
     if value is None:
         return ""
@@ -243,4 +253,5 @@ class CacheTable:
         with open(path, "rb") as fh:
             data = fh.read()
         data = data[:data.rfind(b"\n") + 1]
-        self.rows = parse_lines(data, file_columns(path, self.columns), header=True, path=path)
+        self.layout = file_columns(path, self.columns)
+        self.rows = parse_lines(data, self.layout, header=True, path=path)
