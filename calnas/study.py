@@ -80,7 +80,13 @@ def open_study(storage_url, study_name, spec, evaluator: Evaluator):
 
 def check_same_search(stored: dict, described: dict, name: str, url) -> None:
     for key in _IDENTITY:
-        if jsonable(stored.get(key)) != jsonable(described.get(key)):
+        was, now = jsonable(stored.get(key)), jsonable(described.get(key))
+        if was != now:
+            if isinstance(was, dict) and isinstance(now, dict):
+                # A protocol is a dozen settings: name the ones that differ, not both records.
+                raise UserError(f"study {name!r} in {url} searches another {key} "
+                                f"({'; '.join(_differences(was, now))}); use another study_name for a different search")
+
             def show(d):
                 if key == "objectives":
                     return ",".join(o["name"] for o in d.get(key) or [])
@@ -90,6 +96,20 @@ def check_same_search(stored: dict, described: dict, name: str, url) -> None:
 
             raise UserError(f"study {name!r} in {url} searches {key} {show(stored)!r}, not {show(described)!r}; "
                             "use another study_name for a different search")
+
+
+def _differences(was: dict, now: dict, prefix: str = "", limit: int = 4) -> list[str]:
+    """``key: stored -> now`` for each differing leaf of two records (at most ``limit``)."""
+    out = []
+    for key in dict.fromkeys([*was, *now]):
+        a, b = was.get(key), now.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_differences(a, b, f"{prefix}{key}.", limit))
+        else:
+            out.append(f"{prefix}{key}: {str(a)[:40]} stored, {str(b)[:40]} now")
+    return out[:limit] + ([f"{len(out) - limit} more"] if len(out) > limit else [])
 
 
 def front_record(evaluator: Evaluator, spec) -> dict | None:

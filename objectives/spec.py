@@ -307,8 +307,10 @@ def _unknown_message(name: str, table, role: str) -> str:
     close = difflib.get_close_matches(name, list(by_lower), n=4, cutoff=0.6)
     if close:
         return f"unknown {role} {name!r}; closest valid names: {', '.join(by_lower[c] for c in close)}"
-    return (f"unknown {role} {name!r}; expected a column of {table.name} ({', '.join(table_columns)}), "
-            "a schema name such as ece, nll, brier, auroc, or hcs (see docs/search.md)")
+    # A calibration table has a hundred and more columns: name a few, not all (one short line).
+    shown = ", ".join(table_columns[:5]) + (", ..." if len(table_columns) > 5 else "")
+    return (f"unknown {role} {name!r}; expected a schema name such as ece, nll, brier, auroc, or hcs, or one of "
+            f"the {len(table_columns)} numeric columns of {table.name} ({shown}; see docs/search.md)")
 
 
 def parse_constraints(constraints, table, objectives: Sequence[Objective] = ()) -> list[Constraint]:

@@ -354,9 +354,11 @@ def test_live_search_appends_to_an_older_table_and_a_study_made_before_recipes_c
     study.set_user_attr(rec.STUDY_ATTR, {**described, "protocol": protocol})
     result = calnas.search(objectives="acc,ece", budget=4, seed=0, storage=url, live=config)
     assert result.evaluations == 4
-    with pytest.raises(UserError, match="searches protocol"):
+    with pytest.raises(UserError, match="searches another protocol") as refused:
         calnas.search(objectives="acc,ece", budget=5, seed=0, storage=url,
                       live=config.replace(recipe="focal", table_out=tmp_path / "other.csv"))
+    # Only the differing settings are named, not both protocol records.
+    assert "protocol.recipe: ce stored, focal:3 now" in str(refused.value) and "batch_size" not in str(refused.value)
 
 
 def test_only_the_ce_digits_protocol_is_measured_against_the_embedded_table():
