@@ -270,6 +270,18 @@ class _AffineProblem:
         return h
 
 
+def _backtrack(problem: "_AffineProblem", v, step, loss: float, decrement: float):
+    """The Newton step ``v - t * step``, t halved from 1 until the loss falls by a quarter of the
+    predicted decrease (Armijo); returns the new point, its loss and its gradient."""
+    t = 1.0
+    while True:
+        candidate = v - t * step
+        new_loss, new_grad = problem.loss_grad(candidate)
+        if new_loss <= loss - 0.25 * t * decrement or t < 1e-10:
+            return candidate, new_loss, new_grad
+        t *= 0.5
+
+
 def _newton(problem: _AffineProblem) -> np.ndarray:
     """Damped Newton with a backtracking line search: the convex loss to its optimum in a few
     dozen steps, where L-BFGS can need thousands on ill-conditioned log-probability features.
@@ -287,14 +299,7 @@ def _newton(problem: _AffineProblem) -> np.ndarray:
         if decrement / 2.0 <= NEWTON_TOL or (decrement / 2.0 <= NEWTON_FLAT_TOL and decrement > 0.1 * previous):
             break
         previous = decrement
-        t = 1.0
-        while True:
-            candidate = v - t * step
-            new_loss, new_grad = problem.loss_grad(candidate)
-            if new_loss <= loss - 0.25 * t * decrement or t < 1e-10:
-                break
-            t *= 0.5
-        v, loss, grad = candidate, new_loss, new_grad
+        v, loss, grad = _backtrack(problem, v, step, loss, decrement)
     return v
 
 
@@ -369,14 +374,7 @@ def _newton_cg(problem: _AffineProblem) -> np.ndarray:
         decrement = float(np.sum(grad * step))
         if decrement / 2.0 <= NEWTON_TOL:
             break
-        t = 1.0
-        while True:
-            candidate = v - t * step
-            new_loss, new_grad = problem.loss_grad(candidate)
-            if new_loss <= loss - 0.25 * t * decrement or t < 1e-10:
-                break
-            t *= 0.5
-        v, loss, grad = candidate, new_loss, new_grad
+        v, loss, grad = _backtrack(problem, v, step, loss, decrement)
     return v
 
 
