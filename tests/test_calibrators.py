@@ -187,3 +187,21 @@ def test_nll_temperature_agrees_with_torch_uncertainty(digits_predictions):
     for label, (vz, vy, z, _) in _sets(digits_predictions).items():
         ours = make_calibrator("temperature", method="nll").fit(vz, vy).predict_proba(z)
         assert np.abs(ours - calibrator_peers.temperature_nll(vz, vy, z)).max() <= 2e-4, label
+
+
+@pytest.mark.parametrize("name", ["matrix", "dirichlet"])
+def test_the_large_fit_reaches_the_full_newton_optimum(name, monkeypatch):
+    # The preconditioned Newton-CG path (taken above NEWTON_MAX_PARAMS) forced on a small problem
+    # whose full-Hessian Newton fit is the reference.
+    import calnas.metrics.calibrators as calibrators
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 10, 400)
+    vz = rng.normal(size=(400, 10)) * 2.0
+    vz[np.arange(400), y] += 2.5
+    z = rng.normal(size=(300, 10)) * 2.0
+    full = make_calibrator(name).fit(vz, y).predict_proba(z)
+    monkeypatch.setattr(calibrators, "NEWTON_MAX_PARAMS", 0)
+    monkeypatch.setattr(calibrators, "_newton", None)  # must not be reached
+    large = make_calibrator(name).fit(vz, y).predict_proba(z)
+    assert np.abs(large - full).max() <= 1e-3
