@@ -205,3 +205,22 @@ def test_the_large_fit_reaches_the_full_newton_optimum(name, monkeypatch):
     monkeypatch.setattr(calibrators, "_newton", None)  # must not be reached
     large = make_calibrator(name).fit(vz, y).predict_proba(z)
     assert np.abs(large - full).max() <= 1e-3
+
+
+def test_a_fit_with_no_finite_optimum_stops_before_the_iteration_cap(monkeypatch):
+    # 24 validation rows, 110 Dirichlet parameters: a class's diagonal weight grows without bound
+    # and the decrement shrinks slowly; the fit must stop once it is below NEWTON_FLAT_TOL.
+    import calnas.metrics.calibrators as calibrators
+
+    steps = []
+    hessian = calibrators._AffineProblem.hessian
+    monkeypatch.setattr(calibrators._AffineProblem, "hessian",
+                        lambda self, v, f: steps.append(1) or hessian(self, v, f))
+    rng = np.random.default_rng(0)
+    vz, vy = rng.normal(size=(24, 10)) * 3, rng.integers(0, 10, 24)
+    make_calibrator("dirichlet").fit(vz, vy)
+    assert len(steps) < calibrators.NEWTON_MAXITER // 2
+    monkeypatch.setattr(calibrators, "NEWTON_FLAT_TOL", 0.0)  # the rule off: runs to the cap
+    steps.clear()
+    make_calibrator("dirichlet").fit(vz, vy)
+    assert len(steps) == calibrators.NEWTON_MAXITER
