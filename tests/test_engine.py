@@ -210,9 +210,9 @@ def test_four_workers_share_one_study(tmp_path, kind, request):
         url = request.getfixturevalue("postgres_url")
     else:
         url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"journal:///{tmp_path / 's.log'}"
-    summary = _workers(url, "auto", 80, tmp_path / "out")
-    assert summary["evaluations"] == 80
-    assert_exact_budget(url, "w-auto", 80)
+    summary = _workers(url, "auto", 40, tmp_path / "out")
+    assert summary["evaluations"] == 40
+    assert_exact_budget(url, "w-auto", 40)
     streams = {t.user_attrs.get("calnas_stream", 0) for t in stored_evaluations(url, "w-auto")}
     assert max(streams) >= 1  # spawned workers evaluated (how much each did depends on the load)
 

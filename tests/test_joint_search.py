@@ -155,8 +155,12 @@ def test_recipe_and_recipes_exclude_each_other(live):
         live.search(objectives="acc,ece", budget=2, live=live.LiveConfig(**TINY, recipe="focal", recipes="ce,focal"))
 
 
-def test_cli_joint_search_writes_recipes_in_the_front_and_refuses_bad_combinations(tmp_path, run_cli, live):
-    flags = ["--epochs", "1", "--channels", "4", "--cells", "1"]
+JOINT_FLAGS = ["--epochs", "1", "--channels", "4", "--cells", "1"]
+
+
+@pytest.mark.slow  # a live CLI search (36 s); the library test above trains pairs in the default run
+def test_cli_joint_search_writes_recipes_in_the_front(tmp_path, run_cli, live):
+    flags = JOINT_FLAGS
     done = run_cli("search", "--live", "--recipes", "ce,label-smoothing:0.1", "--objective", "acc,ece", "--budget", "3",
                    "--seed", "1", *flags, "--out", tmp_path / "a", "--no-plot", "--json")
     assert done.returncode == 0, done.stderr
@@ -165,6 +169,10 @@ def test_cli_joint_search_writes_recipes_in_the_front_and_refuses_bad_combinatio
     front = pd.read_csv(tmp_path / "a" / "front.csv")
     assert set(front["recipe"]) <= {"ce", "label-smoothing:0.1"} and len(front) >= 1
     assert (tmp_path / "a" / "table.ce.csv").exists() and (tmp_path / "a" / "table.label-smoothing-0.1.csv").exists()
+
+
+def test_cli_joint_search_refuses_bad_combinations(tmp_path, run_cli, live):
+    flags = JOINT_FLAGS
     for bad, message in ((["--live", "--recipes", "ce,focal", "--recipe", "focal"], "exclude each other"),
                          (["--recipes", "ce,focal"], "applies to live searches"),
                          (["--live", "--recipes", "ce,nope"], "unknown recipe"),

@@ -76,6 +76,7 @@ def test_a_table_search_draws_no_reliability_grid_and_no_stale_one_survives(tmp_
     assert (out / "pareto.png").exists()
 
 
+@pytest.mark.slow  # two live CLI searches; the library test above covers the figure in the default run
 def test_cli_live_search_lists_the_reliability_figure(tmp_path, run_cli):
     import json
 

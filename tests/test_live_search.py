@@ -270,6 +270,7 @@ def _kill_and_rerun(tmp_path, budget: int, kills: int, flags: list[str]) -> None
     assert all(0 < size < budget for size in sizes)  # every killed run was killed mid-search
 
 
+@pytest.mark.slow  # 40 s; the engine's own SIGKILL test stays in the default run
 def test_sigkilled_live_search_with_two_workers_trains_each_architecture_once(tmp_path):
     _kill_and_rerun(tmp_path, budget=16, kills=1, flags=TINY_FLAGS)
 
@@ -309,7 +310,8 @@ def write_npz(path, *, n_train=80, n_test=40, classes=3, layout="nhwc", dtype=np
     return path
 
 
-@pytest.mark.parametrize("space, layout, val, budget", [("tss", "nhwc", False, 2), ("sss", "grey", True, 1)])
+@pytest.mark.parametrize("space, layout, val, budget", [("tss", "nhwc", False, 2),
+                                                         pytest.param("sss", "grey", True, 1, marks=pytest.mark.slow)])
 def test_own_npz_dataset_searches_tss_and_sss(tmp_path, run_cli, space, layout, val, budget):
     data = write_npz(tmp_path / "my.npz", layout=layout, dtype=np.float32 if layout == "grey" else np.uint8, val=val)
     proc = run_cli("search", "--live", "--dataset", data, "--space", space, "--epochs", "1", "--budget", budget,

@@ -55,6 +55,7 @@ def test_limit_then_shards_partition_the_selection():
             parse_shard(bad)
 
 
+@pytest.mark.slow  # five CLI builds (40 s); the curve build tests resume in the default run
 def test_cli_build_then_resume_keeps_the_first_rows(tmp_path, run_cli):
     out = tmp_path / "t.csv"
     first = run_cli("table", "build", "--space", "tss", "--dataset", "digits", "--epochs", "1", "--limit", "2",
