@@ -95,6 +95,23 @@ def test_table_ship_refuses_empty_binary_and_foreign_files(capsys, tmp_path):
     assert not (tmp_path / "o.gz").exists()
 
 
+@pytest.mark.parametrize("space, bad", [("tss", {"index": 15625}), ("tss", {"index": 3}),
+                                        ("sss", {"arch": "8:16:x:64:64"}), ("sss", {"arch": "8:16:24"})])
+def test_table_ship_refuses_an_arch_outside_its_space_or_disagreeing_with_its_index(capsys, tmp_path, space, bad):
+    from calnas.spaces import SSS
+
+    table_space = TSS if space == "tss" else SSS
+    rows = pd.DataFrame({"index": [0, 1, 2], "arch": [table_space.arch(i) for i in range(3)],
+                         "acc": [0.5, 0.6, 0.7], "pre_ECE_15": [0.1, 0.2, 0.3]})
+    for column, value in bad.items():
+        rows.loc[1, column] = value
+    build = tmp_path / "b.csv"
+    rows.to_csv(build, index=False)
+    before = build.read_bytes()
+    refused(capsys, "table", "ship", build, tmp_path / "o.csv.gz", match="row 2")
+    assert build.read_bytes() == before and not (tmp_path / "o.csv.gz").exists()
+
+
 # -- tracebacks that were -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("arch", ["6²", "٣", "²", "|nor_conv_3x3~²|+|none~0|none~1|+|none~0|none~1|none~2|",

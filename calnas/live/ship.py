@@ -45,6 +45,7 @@ def read_build(path) -> "pd.DataFrame":  # noqa: F821
         frame[column] = values
     if (frame["index"] != frame["index"].round()).any():
         raise UserError(f"{path} is not a calnas build table (index holds non-integers)")
+    _check_architectures(path, frame)
     from calnas.curve_table import is_curve_frame
 
     # A curve build holds one row per architecture and training seed.
@@ -54,6 +55,24 @@ def read_build(path) -> "pd.DataFrame":  # noqa: F821
         which = f"architecture {int(dup['index'])}" + (f" with seed {int(dup['seed'])}" if len(key) == 2 else "")
         raise UserError(f"{path}: {which} appears twice")
     return frame.sort_values(key).reset_index(drop=True)
+
+
+def _check_architectures(path, frame) -> None:
+    """Every arch string is one of its space's and agrees with its index, so the summary's
+    per-architecture lookups (parameter counts, NATS-Bench accuracies) cannot fail or misalign."""
+    space = _space_of(frame)
+    if space is None:
+        if (frame["index"] < 0).any():
+            raise UserError(f"{path} is not a calnas build table (a negative index)")
+        return
+    for row, value in frame["arch"].items():
+        try:
+            index = space.index(value)
+        except UserError as exc:
+            raise UserError(f"{path}: row {row + 1} has an arch that is not in the {space.name} space: {exc}") from None
+        if index != int(frame.at[row, "index"]):
+            raise UserError(f"{path}: row {row + 1} has index {int(frame.at[row, 'index'])} but its arch "
+                            f"{str(value)[:60]!r} is architecture {index} of the {space.name} space")
 
 
 MAX_PARTS = 100
