@@ -376,3 +376,43 @@ def test_index_page_renders_in_headless_chromium(tmp_path):
     assert int.from_bytes(header[16:20], "big") == 1200
     # A blank page compresses to a few KB; the heatmap and scatter plots make it far larger.
     assert shot.stat().st_size > 50_000
+
+
+# --------------------------------------------------------------------------------------------
+# wording on tables where a question has nothing to find (issue 24)
+
+
+@pytest.mark.parametrize("metric", ["temperature", "params"])
+def test_calibration_vs_accuracy_judges_calibration_only_for_calibration_metrics(metric):
+    reps = representatives(60)
+    acc = np.linspace(0.3, 0.9, 60)
+    result = ca.calibration_vs_accuracy(frame_of(reps, acc=acc, **{metric: 2 - acc}), metric=metric)
+    assert f"have lower {metric}" in result.summary and "calibration)" not in result.summary
+    judged = ca.calibration_vs_accuracy(frame_of(reps, acc=acc, pre_ECE_15=1 - acc), metric="pre_ECE_15")
+    assert "lower pre_ECE_15 (better calibration)" in judged.summary
+
+
+def test_architecture_design_on_a_constant_metric_names_no_choice_over_or_under_represented():
+    reps = representatives(80)
+    result = ca.architecture_design(frame_of(reps, pre_ECE_15=np.full(80, 0.05)), metric="ece", top_k=8, n_boot=50)
+    assert "over-represented" not in result.summary
+    assert "constant" in result.summary
+
+
+def test_every_question_answers_a_table_with_missing_accuracies():
+    reps = representatives(80)
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(0.3, 0.9, 80)
+    acc[::3] = np.nan
+    frame = frame_of(reps, acc=acc, pre_ECE_15=rng.uniform(0, 0.2, 80), post_ECE_15=rng.uniform(0, 0.1, 80),
+                     temperature=rng.uniform(0.5, 2, 80))
+    for result in ca.run_questions([frame]):
+        assert "nan" not in result.summary.lower(), result.summary
+
+
+def test_every_question_words_a_constant_table_without_nan():
+    reps = representatives(80)
+    frame = frame_of(reps, acc=np.full(80, 0.5), pre_ECE_15=np.full(80, 0.05), post_ECE_15=np.full(80, 0.04),
+                     temperature=np.full(80, 1.2))
+    for result in ca.run_questions([frame]):
+        assert "nan" not in result.summary.lower(), result.summary

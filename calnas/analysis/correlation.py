@@ -240,6 +240,10 @@ def metric_agreement(table, *, method: str = "kendall", columns=None, data_dir=N
                           f"pre_ECE_15 and pre_NLL); {label(table)} has {len(present)}.")
     data = distinct(table, present)
     matrix = rank_matrix(data, method)
+    if len(matrix) < 2:
+        # rank_matrix keeps only metrics that vary: a constant one ranks nothing
+        return unanswered(*AGREEMENT, f"Question 3 needs two or more calibration metrics that vary over the table; "
+                          f"{len(present)} are present in {label(table)} but {len(matrix)} vary.")
     matrix.index.name = "metric"
     n = len(data[list(matrix.columns)].dropna())
     figure = new_figure(2.2 + 0.5 * len(matrix), 1.6 + 0.45 * len(matrix))
@@ -314,15 +318,24 @@ def _accuracy_summary(table, frame: pd.DataFrame, column: str) -> str:
         if np.isfinite(r.spearman):
             parts.append(f"over {where}, Spearman rho {r.spearman:.3f} (Kendall tau {r.kendall:.3f}, "
                          f"p {_p_value(r.spearman_p)})")
+        elif r.n >= 3:
+            parts.append(f"over {where}, no rank correlation (acc or {column} is constant there)")
         else:
             parts.append(f"over {where}, too few to correlate")
     whole = frame.iloc[0]
     sign = "higher" if whole.spearman > 0 else "lower"
     lead = (f"Accuracy vs {column} on {label(table)}: " + "; ".join(parts) + ".")
     if np.isfinite(whole.spearman):
-        lead += (f" Overall, more accurate networks have {sign} {column} "
-                 f"({'worse' if (sign == 'higher') != better_high(column) else 'better'} calibration).")
+        lead += f" Overall, more accurate networks have {sign} {column}{_judgement(column, sign == 'higher')}."
     return lead
+
+
+def _judgement(column: str, higher: bool) -> str:
+    """' (better calibration)' or ' (worse calibration)' for a calibration metric only: a higher
+    temperature or parameter count is neither."""
+    if family(column) != "calibration":
+        return ""
+    return f" ({'better' if higher == better_high(column) else 'worse'} calibration)"
 
 
 def _p_value(p: float) -> str:

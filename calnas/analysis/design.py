@@ -86,7 +86,7 @@ def architecture_design(table, metric: str = "ece", *, top_k: int = TOP_K, n_boo
         "top_k_frequency": share[best].mean(axis=0), "all_frequency": share.mean(axis=0),
     })
     info = {"column": column, "k": k, "n_boot": n_boot, "seed": seed, "confidence": confidence,
-            "rows": int(keep.sum()), "units": len(count)}
+            "rows": int(keep.sum()), "units": len(count), "constant": bool(unit_value.nunique() <= 1)}
     return AnalysisResult(*DESIGN, _summary(table, frame, info), frame, _figure(frame, options, info))
 
 
@@ -117,6 +117,10 @@ def _summary(table, frame: pd.DataFrame, info: dict) -> str:
         clear = int(((known["ci_low"] > 0) | (known["ci_high"] < 0)).sum())
         parts.append(f"{clear} of {len(known)} intervals exclude 0.")
     lift = frame["top_k_frequency"] - frame["all_frequency"]
+    if info["constant"]:
+        parts.append(f"{column} is constant over the table, so no choice is over- or under-represented among "
+                     f"the best.")
+        return " ".join(parts)
     over, under = frame.loc[lift.idxmax()], frame.loc[lift.idxmin()]
     parts.append(f"Among the {info['k']} {word} best by {column}, the most over-represented choice is {over.choice} "
                  f"at {over.position} ({over.top_k_frequency:.0%} vs {over.all_frequency:.0%} overall), the most "

@@ -52,9 +52,11 @@ def temperature_scaling(table, metric: str = "ece", *, groups: int = ACCURACY_GR
     rows = [_group_row("all", data, pre, post, has_acc, has_t)]
     if has_acc:
         # Equal-size accuracy groups; rank(method="first") makes the cut points unique under ties.
-        group = pd.qcut(data["acc"].rank(method="first"), min(groups, len(data)), labels=False) + 1
+        # A network with no accuracy joins no group (it still counts in "all").
+        graded = data.dropna(subset=["acc"])
+        group = pd.qcut(graded["acc"].rank(method="first"), min(groups, len(graded)), labels=False) + 1
         data["acc_group"] = group
-        rows += [_group_row(int(g), data[group == g], pre, post, has_acc, has_t) for g in sorted(group.unique())]
+        rows += [_group_row(int(g), graded[group == g], pre, post, has_acc, has_t) for g in sorted(group.unique())]
     frame = pd.DataFrame(rows)
     summary = _summary(table, data, frame, base, pre, post, has_acc, has_t)
     return AnalysisResult(*TEMPERATURE, summary, frame, _figure(data, pre, post, has_acc, has_t),
