@@ -342,6 +342,23 @@ def test_cli_questions_by_number_and_name(run_cli, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["index.html", "q1-generalization.csv", "q5-accuracy.csv",
                                                      "q5-accuracy.png"]
 
+    # A later report of other questions keeps no stale answer beside its index, and no user file is touched.
+    (out / "notes.csv").write_text("mine")
+    again = run_cli("analyze", "4", "--benchmark", _study_csv(tmp_path), "--out", out)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "notes.csv", "q4-temperature-per_architecture.csv",
+                                                     "q4-temperature.csv", "q4-temperature.png"]
+
+
+def test_cli_refuses_a_report_folder_another_run_holds(tmp_path, run_cli):
+    from calnas.files import claim_folder
+
+    out = tmp_path / "held"
+    with claim_folder(out):
+        done = run_cli("analyze", "5", "--benchmark", _study_csv(tmp_path), "--out", out)
+        assert done.returncode == 2 and "in use" in done.stderr, done.stderr
+        assert [p.name for p in out.iterdir()] == [".calnas.lock"]
+
 
 @pytest.mark.parametrize("args", [
     ["analyze", "8", "--out", "{tmp}/a"],

@@ -131,7 +131,21 @@ def write_report(results: list[AnalysisResult], out_dir, *, tables=(), metric: s
     index = out / "index.html"
     index.write_text(_page(sections, results, tables, metric), encoding="utf-8")
     paths["index.html"] = index
+    _remove_earlier_report(out, paths)
     return paths
+
+
+def _remove_earlier_report(out: Path, written: dict[str, Path]) -> None:
+    """An earlier report's answers that this one did not rewrite would sit beside an index that
+    does not show them, looking current: remove them (only files named like a report's)."""
+    stems = tuple(q.stem for q in QUESTIONS)
+    for path in out.iterdir():
+        name = path.name
+        if name in written or not path.is_file() or not name.endswith((".csv", ".png")):
+            continue
+        base = name.rsplit(".", 1)[0]
+        if any(base == stem or base.startswith(f"{stem}-") for stem in stems):
+            path.unlink(missing_ok=True)
 
 
 def _range_index(frame) -> bool:

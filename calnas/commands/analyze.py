@@ -53,6 +53,7 @@ def analyze_cmd(
     from calnas.commands._common import console, err_console, print_json
 
     from calnas.checks import check_seed
+    from calnas.files import claim_folder
 
     seed = check_seed(seed)  # before any table is read: numpy takes 0..2^32-1
     chosen = resolve_questions(questions)
@@ -62,11 +63,13 @@ def analyze_cmd(
         raise UserError(f"metric {metric!r} ({column}) is in none of the tables "
                         f"({', '.join(t.name for t in tables)}); pick one of their columns")
     prepare_out(out)
-    results = []
-    for question in chosen:
-        err_console.print(f"[dim]{question.number}. {question.title}[/dim]")
-        results.append(question.run(tables, column, seed))
-    paths = write_report(results, out, tables=tables, metric=column)
+    # Held like search's --out: a second run naming the folder is refused, not interleaved.
+    with claim_folder(out):
+        results = []
+        for question in chosen:
+            err_console.print(f"[dim]{question.number}. {question.title}[/dim]")
+            results.append(question.run(tables, column, seed))
+        paths = write_report(results, out, tables=tables, metric=column)
     if as_json:
         print_json({
             "out": str(out), "index": str(paths["index.html"]), "metric": column,
