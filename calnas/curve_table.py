@@ -179,8 +179,11 @@ def load_curves(benchmark, data_dir=None) -> CurveTable:
     if isinstance(benchmark, pd.DataFrame):
         return CurveTable(benchmark, name="the given frame")
     if benchmark is None:
-        raise UserError("early stopping needs a curve table: give --benchmark the CSV of a "
+        raise UserError("early stopping needs a curve table: give --benchmark digits-tss-curves or the CSV of a "
                         "`calnas table build --curves` build")
+    embedded = _embedded_curves(benchmark)
+    if embedded is not None:
+        return embedded
     path = Path(str(benchmark))
     if not path.is_file():
         raise UserError(f"{str(benchmark)!r} has no learning curves (a curve table is the CSV of "
@@ -195,6 +198,30 @@ def load_curves(benchmark, data_dir=None) -> CurveTable:
     return CurveTable(frame, name=str(path))
 
 
+def _embedded_curves(benchmark) -> CurveTable | None:
+    """The embedded curve table ``benchmark`` names (parsed once per process), or None."""
+    from calnas.tables import EMBEDDED_CURVES, embedded_benchmarks
+
+    if not isinstance(benchmark, str) or benchmark not in EMBEDDED_CURVES:
+        return None
+    if benchmark not in embedded_benchmarks():
+        raise UserError(f"{benchmark} is not in this install (its files are missing from calnas/data)")
+    if benchmark not in _EMBEDDED_CACHE:
+        from calnas.tables import embedded_rows
+
+        _EMBEDDED_CACHE[benchmark] = CurveTable(embedded_rows(benchmark), name=benchmark)
+    return _EMBEDDED_CACHE[benchmark]
+
+
+_EMBEDDED_CACHE: dict[str, CurveTable] = {}
+
+
+def _embedded_curves_present(benchmark: str) -> bool:
+    from calnas.tables import EMBEDDED_CURVES, embedded_benchmarks
+
+    return benchmark in EMBEDDED_CURVES and benchmark in embedded_benchmarks()
+
+
 def curve_source(benchmark) -> CurveTable | None:
     """The curve table behind a search's benchmark, or None when it has no curves (quietly: a
     search on any other table is no error)."""
@@ -204,6 +231,8 @@ def curve_source(benchmark) -> CurveTable | None:
         return benchmark
     if benchmark is None or isinstance(benchmark, pd.DataFrame) or not isinstance(benchmark, (str, Path)):
         return None
+    if isinstance(benchmark, str) and _embedded_curves_present(benchmark):
+        return _embedded_curves(benchmark)
     path = Path(str(benchmark))
     if not path.is_file():
         return None

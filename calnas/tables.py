@@ -83,16 +83,23 @@ def _embedded_accuracy(dataset: str) -> Table:
     return _shipped((embedded.ACCURACY_FILE, embedded.TSS_META_FILE), name, dataset, parse)
 
 
+def embedded_rows(name: str) -> pd.DataFrame:
+    """The rows of an embedded calnas-built table as shipped (a curve table: one row per
+    architecture and training seed), its parts read in order."""
+    _, files = _EMBEDDED_CALIBRATION[name]
+    frames = []
+    for file_name in files:
+        with embedded.data_path(file_name).open("rb") as fh:
+            frames.append(pd.read_csv(fh, compression="gzip"))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
 def _embedded_calibration(name: str) -> Table:
     space, files = _EMBEDDED_CALIBRATION[name]
 
     def parse() -> Table:
-        frames = []
-        for file_name in files:
-            with embedded.data_path(file_name).open("rb") as fh:
-                frames.append(pd.read_csv(fh, compression="gzip"))
-        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        table = table_from_frame(frame, name=name, dataset="digits", source="embedded")
+        # A curve table's rows become its final-epoch seed-mean view here (table_from_frame).
+        table = table_from_frame(embedded_rows(name), name=name, dataset="digits", source="embedded")
         table.info["description"] = "calnas-built calibration table (live training on scikit-learn digits)"
         return table
 
@@ -105,7 +112,10 @@ def _embedded_calibration(name: str) -> Table:
 _EMBEDDED_CALIBRATION = {
     "digits-tss": ("tss", ("digits_tss.csv.gz",)),
     "digits-sss": ("sss", ("digits_sss-1.csv.gz", "digits_sss-2.csv.gz")),
+    "digits-tss-curves": ("tss", tuple(f"digits_tss_curves-{k}.csv.gz" for k in (1, 2, 3))),
 }
+# The embedded tables that are curve builds (per-seed learning curves: calnas.curve_table).
+EMBEDDED_CURVES = ("digits-tss-curves",)
 
 
 def embedded_benchmarks() -> dict[str, tuple[str, str]]:

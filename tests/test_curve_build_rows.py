@@ -27,10 +27,22 @@ SLICES = sorted((ROOT / "builds" / "digits_tss_curves").glob("rows-*.csv.gz"))
 # (a count of test images) by at most one image.
 RTOL, ATOL = 1e-4, 1e-5
 
-pytestmark = pytest.mark.skipif(not SLICES, reason="no curve-build checkpoint in builds/ (shipped or not started)")
+
+def _shipped() -> bool:
+    from calnas.tables import embedded_benchmarks
+
+    return "digits-tss-curves" in embedded_benchmarks()
+
+
+pytestmark = pytest.mark.skipif(not SLICES and not _shipped(), reason="no curve-build checkpoint in builds/ and no "
+                                                                       "shipped digits-tss-curves")
 
 
 def _first_rows() -> pd.DataFrame:
+    if _shipped():  # rounded to 6 significant digits: far inside RTOL
+        from calnas.tables import embedded_rows
+
+        return embedded_rows("digits-tss-curves")
     with gzip.open(SLICES[0], "rb") as fh:
         return pd.read_csv(io.BytesIO(fh.read()))  # repr floats: pandas reads them back exactly
 
@@ -47,7 +59,7 @@ def test_checkpointed_curve_rows_retrain_to_the_same_values():
     from calnas.spaces import TSS
 
     rows = _first_rows()
-    first = rows.iloc[[0, 1]]  # the first architecture of the build order, seeds 0 and 1
+    first = rows.iloc[[0, 1]]  # an architecture's seeds 0 and 1
     splits = load_protocol_splits(DIGITS_TSS_CURVES, seed=0)
     threads = torch.get_num_threads()
     mismatched = []
