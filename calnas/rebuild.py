@@ -14,7 +14,7 @@ from calnas.errors import UserError
 from calnas.evaluators import objective_values, reference_point
 from calnas.result import SearchResult
 from calnas.simulation import simulation_columns
-from calnas.study import missing_mark
+from calnas.study import missing_mark, stored_description
 
 
 def load_result(study, record=None) -> SearchResult:
@@ -25,7 +25,7 @@ def load_result(study, record=None) -> SearchResult:
     from calnas.spaces import get_space
 
     attrs = study.user_attrs  # a deep copy on every access: the true front can be thousands of members
-    stored = attrs.get(rec.STUDY_ATTR)
+    stored = stored_description(study)
     if stored is None:
         raise UserError(f"study {study.study_name!r} was not made by calnas")
     run = attrs.get(rec.RUN_ATTR, {})

@@ -16,6 +16,7 @@ Every failure to open a storage is a :class:`~calnas.errors.UserError` naming th
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 from calnas.errors import UserError
@@ -38,10 +39,12 @@ def _journal_path(url: str) -> Path | None:
     return None
 
 
-def open_storage(url: str | None, *, read_only: bool = False):
+def open_storage(url: str | None, *, read_only: bool = False, defer_writes: bool = False):
     """An Optuna storage for ``url`` (None/"memory": in memory). ``read_only`` (``calnas show``):
     only a storage that exists and already is an Optuna storage is opened, so that reading never
-    creates a file or adds Optuna's tables to a database."""
+    creates a file or adds Optuna's tables to a database. ``defer_writes``: an SQLite file is
+    switched to write-ahead logging (which rewrites its header) only at :func:`ready_to_write`,
+    so that a study refused after reading it leaves the file byte for byte as it was."""
     import optuna
 
     if not is_persistent(url):
@@ -57,7 +60,13 @@ def open_storage(url: str | None, *, read_only: bool = False):
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
         _check_sqlite_file(url, read_only)
-        return _rdb(url, {"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
+        storage = _rdb(url, {"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
+        if _sqlite_file(url) is not None and not read_only:
+            if defer_writes:
+                _UNTUNED.add(storage)
+            else:
+                _fast_sqlite(storage.engine)
+        return storage
     if scheme.startswith("postgresql") or scheme == "postgres":
         if read_only:
             _check_postgres_has_optuna(_postgres_url(url))
@@ -85,9 +94,20 @@ def _sqlite_tables(path: Path) -> set[str] | None:
         return None
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The file of an ``sqlite:`` URL; None for an in-memory database in any spelling
+    (``sqlite://``, ``sqlite:///``, ``sqlite:///:memory:``, ``...?mode=memory``, ``file::memory:``)."""
+    if not url.lower().startswith("sqlite:///"):
+        return None
+    name, _, query = url[len("sqlite:///"):].partition("?")
+    if name in ("", ":memory:") or name.startswith("file::memory:") or "mode=memory" in query.lower():
+        return None
+    return Path(name)
+
+
 def _check_sqlite_file(url: str, read_only: bool) -> None:
-    path = Path(url[len("sqlite:///"):]) if url.lower().startswith("sqlite:///") else None
-    if path is None or str(path) in ("", ":memory:"):
+    path = _sqlite_file(url)
+    if path is None:
         if read_only:
             raise UserError(f"storage {url!r} is in memory and holds no earlier search; give the file a search wrote")
         return
@@ -152,9 +172,9 @@ def _postgres_url(url: str) -> str:
 def _rdb(url: str, engine_kwargs: dict):
     import optuna
 
-    if url.lower().startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):])
-        if str(path) not in ("", ":memory:") and not path.parent.is_dir():
+    path = _sqlite_file(url)
+    if path is not None:
+        if not path.parent.is_dir():
             raise UserError(f"storage {url!r}: folder {str(path.parent)!r} does not exist")
         if path.exists() and not path.is_file():
             raise UserError(f"storage {url!r}: {str(path)!r} is not a regular file")
@@ -162,9 +182,19 @@ def _rdb(url: str, engine_kwargs: dict):
         storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except Exception as exc:  # SQLAlchemy / driver errors: unreachable server, bad file, bad URL
         raise UserError(f"cannot open storage {_redact(url)!r} ({_first_line(exc)})") from None
-    if url.lower().startswith("sqlite:///"):
-        _fast_sqlite(storage.engine)
     return storage
+
+
+# SQLite storages opened with defer_writes whose file is not switched to WAL yet.
+_UNTUNED: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def ready_to_write(storage) -> None:
+    """The storage is about to be written: an SQLite file opened with ``defer_writes`` gets its
+    write-ahead log now (nothing to do for any other storage)."""
+    if storage in _UNTUNED:
+        _UNTUNED.discard(storage)
+        _fast_sqlite(storage.engine)
 
 
 def _fast_sqlite(engine) -> None:
