@@ -69,6 +69,7 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
     candidates = evaluator.candidates()
     domain = Domain(candidates.space, candidates.archs, candidates.indices, candidates.keys, candidates.classes)
     record = rec.record_for(study, domain, stale_after=evaluator.stale_after)
+    record.values_of = lambda metrics: objective_values(spec, metrics)[0]
     constrained = bool(spec.constraints)
     worker_seed = stream_seed(seed, stream)
     study.sampler = searchers.make(searcher_name, domain, seed=worker_seed,

@@ -94,6 +94,9 @@ def _summary_line(result, out_dir: Path) -> str:
     if result.exhausted:
         unit = "isomorphism class" if info["dedupe"] == "iso" else "architecture"
         parts.append(f"every {unit} of {info['benchmark']} evaluated before the budget of {info['budget']}")
+    if info.get("foreign_trials"):
+        parts.append(f"{info['foreign_trials']} finished trials calnas did not write (plain Optuna, or edited) "
+                     "ignored")
     parts.append(f"hypervolume {result.hypervolume:.4f}")
     if result.hypervolume_ratio is not None:
         scope = "true front" if info["covers_space"] else "front of the table"

@@ -1,0 +1,119 @@
+"""A study's integrity across runs (issue 24): what a search finds in a storage it did not write,
+what a resume records, concurrent starts, and a full disk. The CLI runs in-process
+(`calnas.cli.main`, as in test_hardening) so that each case stays fast."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import optuna
+import pytest
+
+from tests.test_hardening import cli, refused
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _search(capsys, tmp_path, url, *extra, out="o", budget=10):
+    return cli(capsys, "search", "--budget", budget, "--storage", url, "--out", tmp_path / out, "--json", *extra)
+
+
+def _summary(tmp_path, out="o") -> dict:
+    return json.loads((tmp_path / out / "summary.json").read_text())
+
+
+# -- class 2: a plain-Optuna study is checked before calnas writes anything to it -------------------
+
+@pytest.mark.parametrize("directions", [["maximize"], ["maximize", "minimize", "minimize"],
+                                        ["minimize", "minimize"]])
+def test_a_study_with_other_directions_is_refused_before_anything_is_written(capsys, tmp_path, directions):
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    optuna.create_study(storage=url, study_name="p", directions=directions)
+    before = _sha(db)
+    for _ in range(2):  # a rerun must be refused the same way, not "resume" a half-stamped study
+        refused(capsys, "search", "--budget", 5, "--storage", url, "--study-name", "p", "--objective", "acc,ece",
+                "--out", tmp_path / "o", match="direction")
+    assert optuna.load_study(study_name="p", storage=url).user_attrs == {}
+    assert _sha(db) == before
+
+
+@pytest.mark.parametrize("attr", ["a string", 3, ["objectives"], True])
+def test_a_calnas_attribute_that_is_not_a_mapping_is_refused_in_one_line(capsys, tmp_path, attr):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(storage=url, study_name="p", directions=["maximize", "minimize"]).set_user_attr("calnas", attr)
+    before = _sha(tmp_path / "s.db")
+    refused(capsys, "search", "--budget", 5, "--storage", url, "--study-name", "p", "--out", tmp_path / "o",
+            match="'calnas'")
+    refused(capsys, "show", "--storage", url, "--study-name", "p", "--out", tmp_path / "o2", match="'calnas'")
+    assert _sha(tmp_path / "s.db") == before
+
+
+def test_a_calnas_mapping_without_its_fields_is_refused_by_show(capsys, tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(storage=url, study_name="p", directions=["maximize", "minimize"]).set_user_attr(
+        "calnas", {"schema": 1})
+    refused(capsys, "show", "--storage", url, "--study-name", "p", "--out", tmp_path / "o", match="'calnas'")
+
+
+# -- class 3: trials calnas did not write never count ---------------------------------------------
+
+def _add_foreign_trials(url, values_list, *, attrs=None):
+    study = optuna.load_study(study_name="calnas", storage=url)
+    engine = study.trials[0]
+    for values in values_list:
+        study.add_trial(optuna.trial.create_trial(params=engine.params, distributions=engine.distributions,
+                                                  values=values, user_attrs=attrs or {}))
+
+
+@pytest.mark.parametrize("attrs", [{}, {"arch": "x"}, {"metrics": "not a mapping"}])
+def test_complete_trials_added_by_plain_optuna_are_not_counted(capsys, tmp_path, attrs):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    code, _, err = _search(capsys, tmp_path, url)
+    assert code == 0, err
+    clean = _summary(tmp_path)
+    # The best possible values: counted, they would lift the front above the true one.
+    _add_foreign_trials(url, [[1.0, 0.0], [0.99, 0.001]], attrs=attrs)
+    code, out, err = cli(capsys, "show", "--storage", url, "--out", tmp_path / "shown", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["evaluations"] == clean["evaluations"] == 10
+    assert shown["hypervolume"] == pytest.approx(clean["hypervolume"])
+    assert shown["hypervolume_ratio"] <= 1
+    assert shown["foreign_trials"] == 2
+    # A resume does not take them for evaluations either: it evaluates up to the budget itself.
+    code, _, err = _search(capsys, tmp_path, url, out="o2", budget=12)
+    assert code == 0, err
+    resumed = _summary(tmp_path, "o2")
+    assert resumed["evaluations"] == 12 and resumed["hypervolume_ratio"] <= 1
+
+
+def test_trials_whose_values_their_metrics_do_not_give_are_not_counted(capsys, tmp_path):
+    # calnas's attributes copied from an engine trial, values edited: the values alone would put
+    # the trial above the true front.
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert _search(capsys, tmp_path, url)[0] == 0
+    engine = optuna.load_study(study_name="calnas", storage=url).trials[0]
+    _add_foreign_trials(url, [[1.0, 0.0]], attrs=dict(engine.user_attrs))
+    code, out, err = cli(capsys, "show", "--storage", url, "--out", tmp_path / "shown", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["evaluations"] == 10 and shown["foreign_trials"] == 1 and shown["hypervolume_ratio"] <= 1
+
+
+def test_a_ratio_above_one_is_refused_not_printed(capsys, tmp_path):
+    # A stored true front smaller than what the study found (the study's record edited): the
+    # ratio would exceed 1, which no search can reach, so nothing is reported from it.
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert _search(capsys, tmp_path, url)[0] == 0
+    study = optuna.load_study(study_name="calnas", storage=url)
+    stored = study.user_attrs["calnas"]
+    stored["front"]["hypervolume"] = _summary(tmp_path)["hypervolume"] / 2
+    study.set_user_attr("calnas", stored)
+    refused(capsys, "show", "--storage", url, "--out", tmp_path / "shown", match="above 1")
+    assert not (tmp_path / "shown").exists()
