@@ -28,7 +28,12 @@ SQLITE_TIMEOUT_S = 60
 
 
 def is_persistent(url: str | None) -> bool:
-    return url is not None and str(url).strip().lower() != MEMORY
+    """Whether the study outlives the process (and can be shared by worker processes): not
+    "memory", nor an in-memory SQLite database in any spelling."""
+    if url is None or str(url).strip().lower() == MEMORY:
+        return False
+    text = str(url).strip()
+    return not (text.lower().startswith("sqlite:") and _sqlite_file(text) is None)
 
 
 def _journal_path(url: str) -> Path | None:
@@ -109,7 +114,7 @@ def _check_sqlite_file(url: str, read_only: bool) -> None:
     path = _sqlite_file(url)
     if path is None:
         if read_only:
-            raise UserError(f"storage {url!r} is in memory and holds no earlier search; give the file a search wrote")
+            raise UserError(f"storage {url!r} is in memory and holds no study to show; give the file a search wrote")
         return
     if not path.is_file():
         if read_only:

@@ -173,7 +173,8 @@ def load_stored_study(storage: str, study_name: str | None = None):
     from calnas.storage import is_persistent, open_storage
 
     if not is_persistent(storage):
-        raise UserError("show needs the storage a search wrote (sqlite:///FILE.db, journal:///FILE.log, postgresql://...)")
+        raise UserError(f"storage {str(storage).strip()!r} is in memory and holds no study to show; give the storage "
+                        "a search wrote (sqlite:///FILE.db, journal:///FILE.log, postgresql://...)")
     opened = open_storage(storage, read_only=True)
     name = DEFAULT_STUDY if study_name is None else str(study_name)
     try:

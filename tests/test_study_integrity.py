@@ -117,3 +117,15 @@ def test_a_ratio_above_one_is_refused_not_printed(capsys, tmp_path):
     study.set_user_attr("calnas", stored)
     refused(capsys, "show", "--storage", url, "--out", tmp_path / "shown", match="above 1")
     assert not (tmp_path / "shown").exists()
+
+
+# -- class 1: show never opens an in-memory storage, and leaves nothing behind ----------------------
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://", "sqlite:///", "SQLITE:///:memory:",
+                                 "sqlite:///:memory:?cache=shared", "sqlite:///file::memory:?cache=shared",
+                                 "sqlite:///file:x?mode=memory&uri=true", "memory", " Memory "])
+def test_show_refuses_every_spelling_of_an_in_memory_storage(capsys, tmp_path, url):
+    line = refused(capsys, "show", "--storage", url, cwd=tmp_path)
+    assert "memory" in line
+    # Nothing created: no database file by any name, no default result folder.
+    assert list(tmp_path.iterdir()) == []
