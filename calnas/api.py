@@ -110,7 +110,7 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
     from calnas.rebuild import load_result
     from calnas.storage import is_persistent
     from calnas.study import open_study
-    from calnas.worker_loop import run_worker
+    from calnas.worker_loop import run_worker, worker_record
 
     budget = check_int("budget", budget, minimum=1)
     seed = check_seed(seed)
@@ -122,8 +122,14 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
     searcher_name = searchers.resolve(searcher)
     study = open_study(storage, study_name, spec, evaluator)
     run = {"searcher": searcher_name, "searcher_requested": str(searcher).lower(), "seed": seed, "budget": budget}
-    study.set_user_attr(rec.RUN_ATTR, run)
     evaluator.attach(study)
+    record = worker_record(study, evaluator, spec)
+    record.update()
+    # Every run's settings and what the study held when it started: a resume with another
+    # searcher, seed or a smaller budget is reported as such, not as one run of the last settings.
+    study.set_user_attr(rec.RUNS_ATTR, rec.runs_of(study.user_attrs) + [{**run, "workers": workers,
+                                                                        "held": record.n_done}])
+    study.set_user_attr(rec.RUN_ATTR, run)
     helpers = []
     if workers > 1:
         from calnas.workers import start_workers
@@ -132,7 +138,7 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
                                 study_name=study.study_name, run=run)
     try:
         record = run_worker(study, evaluator, spec, searcher_name, seed, budget, stream=0, progress=progress,
-                            persistent=persistent, report=report)
+                            persistent=persistent, report=report, record=record)
     finally:
         if helpers:
             from calnas.workers import join_workers

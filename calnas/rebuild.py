@@ -111,6 +111,14 @@ def load_result(study, record=None) -> SearchResult:
     }
     if counts.foreign:
         info["foreign_trials"] = counts.foreign
+    runs = rec.runs_of(attrs)
+    if runs:
+        info["runs"] = runs
+    if len(runs) > 1:
+        last = runs[-1]
+        info["resumed"] = {"runs": len(runs), "held": last.get("held"),
+                           "changed": [k for k in ("searcher", "seed")
+                                       if any(r.get(k) != last.get(k) for r in runs[:-1])]}
     failures = sum(1 for e in entries if e.failure is not None)
     if failures:
         info["failed_evaluations"] = failures

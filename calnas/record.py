@@ -81,6 +81,7 @@ OWNER = "calnas:owner"  # system attr: the machine and process evaluating a tria
 OWNER_PREFIX = "calnas:worker:"  # study system attrs: the processes that worked on the study
 STUDY_ATTR = "calnas"  # study user attr: what was searched (objectives, space, table, ...)
 RUN_ATTR = "calnas_run"  # study user attr: the last run's searcher, seed, budget
+RUNS_ATTR = "calnas_runs"  # study user attr: every run's settings, workers and evaluations held at its start
 EXHAUSTED_ATTR = "calnas_exhausted"  # study user attr: every candidate was evaluated
 
 _FREE_MARKS = (TAKEN_BY, NOT_IN_TABLE, INFEASIBLE, OVER_BUDGET)
@@ -524,3 +525,13 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join()
         return False
+
+
+def runs_of(attrs: dict) -> list[dict]:
+    """Every run's settings recorded in a study's user attributes, oldest first. A study from
+    before the list was kept has its last run's settings only (``held`` unknown: None)."""
+    runs = attrs.get(RUNS_ATTR)
+    if isinstance(runs, list) and all(isinstance(r, dict) for r in runs):
+        return list(runs)
+    last = attrs.get(RUN_ATTR)
+    return [{**last, "held": None}] if isinstance(last, dict) else []

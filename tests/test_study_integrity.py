@@ -129,3 +129,29 @@ def test_show_refuses_every_spelling_of_an_in_memory_storage(capsys, tmp_path, u
     assert "memory" in line
     # Nothing created: no database file by any name, no default result folder.
     assert list(tmp_path.iterdir()) == []
+
+
+# -- class 4: a resume records every run's settings and says what it did ---------------------------
+
+def test_a_resume_records_every_runs_settings_and_says_so(capsys, tmp_path):
+    url = f"journal:///{tmp_path / 's.log'}"
+    assert _search(capsys, tmp_path, url, "--seed", "0", "--searcher", "random", budget=6)[0] == 0
+    code, out, err = cli(capsys, "search", "--budget", 9, "--storage", url, "--out", tmp_path / "o2",
+                         "--seed", "5", "--searcher", "local")
+    assert code == 0, err
+    assert "run 2 of this study, which held 6 evaluations at its start" in out
+    assert "another searcher and seed" in out
+    runs = _summary(tmp_path, "o2")["runs"]
+    assert [(r["searcher"], r["seed"], r["budget"], r["held"]) for r in runs] == [("random", 0, 6, 0),
+                                                                                   ("local", 5, 9, 6)]
+    # A smaller budget reports the evaluations held, and says that it does.
+    code, out, err = cli(capsys, "search", "--budget", 4, "--storage", url, "--out", tmp_path / "o3",
+                         "--seed", "5", "--searcher", "local")
+    assert code == 0, err
+    assert "held 9 evaluations at its start, more than its budget of 4: nothing new evaluated, all 9 reported" in out
+    summary = _summary(tmp_path, "o3")
+    assert summary["evaluations"] == 9 and len(summary["runs"]) == 3
+    # show reports the same record of runs, from the storage alone.
+    code, out, err = cli(capsys, "show", "--storage", url, "--out", tmp_path / "shown", "--json")
+    assert code == 0, err
+    assert json.loads(out)["runs"] == summary["runs"]

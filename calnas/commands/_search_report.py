@@ -94,6 +94,20 @@ def _summary_line(result, out_dir: Path) -> str:
     if result.exhausted:
         unit = "isomorphism class" if info["dedupe"] == "iso" else "architecture"
         parts.append(f"every {unit} of {info['benchmark']} evaluated before the budget of {info['budget']}")
+    resumed = info.get("resumed")
+    if resumed:
+        held, budget = resumed["held"], info["budget"]
+        text = f"run {resumed['runs']} of this study"
+        if held is not None:
+            text += f", which held {held} evaluations at its start"
+            if held > budget:
+                text += f", more than its budget of {budget}: nothing new evaluated, all {held} reported"
+            elif held == budget:
+                text += f", its whole budget of {budget}: nothing new evaluated"
+        if resumed["changed"]:
+            text += (f"; earlier runs had another {' and '.join(resumed['changed'])} "
+                     "(summary.json lists every run's settings)")
+        parts.append(text)
     if info.get("foreign_trials"):
         parts.append(f"{info['foreign_trials']} finished trials calnas did not write (plain Optuna, or edited) "
                      "ignored")
