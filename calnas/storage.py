@@ -16,7 +16,9 @@ Every failure to open a storage is a :class:`~calnas.errors.UserError` naming th
 
 from __future__ import annotations
 
+import os
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
 
 from calnas.errors import UserError
@@ -184,10 +186,55 @@ def _rdb(url: str, engine_kwargs: dict):
         if path.exists() and not path.is_file():
             raise UserError(f"storage {url!r}: {str(path)!r} is not a regular file")
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        with _creation_lock(path):
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except UserError:
+        raise
     except Exception as exc:  # SQLAlchemy / driver errors: unreachable server, bad file, bad URL
         raise UserError(f"cannot open storage {_redact(url)!r} ({_first_line(exc)})") from None
     return storage
+
+
+CREATION_LOCK_SUFFIX = ".calnas-open.lock"
+
+
+@contextmanager
+def _creation_lock(path: Path | None):
+    """Hold an exclusive ``flock`` on ``FILE.calnas-open.lock`` beside an SQLite file while
+    Optuna opens it. Opening a new file creates Optuna's tables and stamps the schema version,
+    neither atomic: two processes doing it at once fail with "table ... already exists" or
+    "UNIQUE constraint failed: alembic_version". Under the lock the second finds the schema
+    made. The lock file is removed again (the next holder notices and locks a fresh one), so
+    nothing is left beside the database; a folder that refuses it gets no lock (SQLite itself
+    will say what is wrong)."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    lock = Path(str(path) + CREATION_LOCK_SUFFIX)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file between our open and our lock
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        os.close(fd)
 
 
 # SQLite storages opened with defer_writes whose file is not switched to WAL yet.

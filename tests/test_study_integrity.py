@@ -155,3 +155,35 @@ def test_a_resume_records_every_runs_settings_and_says_so(capsys, tmp_path):
     code, out, err = cli(capsys, "show", "--storage", url, "--out", tmp_path / "shown", "--json")
     assert code == 0, err
     assert json.loads(out)["runs"] == summary["runs"]
+
+
+# -- class 5: searches started together on one fresh SQLite file all get in ----------------------
+
+_OPEN_AT = """
+import sys, time
+import optuna
+from calnas.storage import open_storage
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+start, tries = float(sys.argv[2]), int(sys.argv[3])
+for attempt in range(tries):
+    time.sleep(max(0.0, start + attempt / 2 - time.time()))  # every process creates the schema at one moment
+    storage = open_storage(sys.argv[1].format(attempt))
+    optuna.create_study(storage=storage, study_name="calnas", directions=["maximize", "minimize"],
+                        load_if_exists=True)
+"""
+
+
+def test_processes_creating_one_sqlite_storage_together_all_get_in(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    tries = 3  # the race was lost in 2 of 3 tries without the lock
+    url = f"sqlite:///{tmp_path}/s{{}}.db"
+    start = time.time() + 2.5  # past every process's imports
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, url, str(start), str(tries)], stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    for attempt in range(tries):
+        assert len(optuna.get_all_study_summaries(url.format(attempt))) == 1
