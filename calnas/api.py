@@ -107,10 +107,7 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
     accepted for scripts written when they told workers how to load a table; an evaluator
     carries that itself now, :meth:`~calnas.evaluators.Evaluator.worker_factory`.)"""
     from calnas import searchers
-    from calnas.rebuild import load_result
-    from calnas.storage import is_persistent
-    from calnas.study import open_study
-    from calnas.worker_loop import run_worker, worker_record
+    from calnas.storage import is_persistent, write_errors
 
     budget = check_int("budget", budget, minimum=1)
     seed = check_seed(seed)
@@ -120,6 +117,19 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
         raise UserError(f"workers={workers} needs a persistent storage (sqlite:///FILE.db, journal:///FILE.log or "
                         "postgresql://...) that the worker processes share; an in-memory study lives in one process")
     searcher_name = searchers.resolve(searcher)
+    with write_errors(storage if persistent else "memory"):
+        return _run(evaluator, spec, budget, searcher, searcher_name, seed, storage, study_name, workers, persistent,
+                    progress, report)
+
+
+def _run(evaluator, spec, budget, searcher, searcher_name, seed, storage, study_name, workers, persistent, progress,
+         report) -> SearchResult:
+    from calnas import storage as storage_module
+    from calnas.optuna_compat import storage_of
+    from calnas.rebuild import load_result
+    from calnas.study import open_study
+    from calnas.worker_loop import run_worker, worker_record
+
     study = open_study(storage, study_name, spec, evaluator)
     run = {"searcher": searcher_name, "searcher_requested": str(searcher).lower(), "seed": seed, "budget": budget}
     evaluator.attach(study)
@@ -144,7 +154,11 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
             from calnas.workers import join_workers
 
             join_workers(helpers)
-    return load_result(study, record)
+    result = load_result(study, record)
+    backup = storage_module.REPAIRED.get(storage_of(study))
+    if backup is not None:
+        result.info["journal_repaired"] = backup
+    return result
 
 
 def show(storage: str, study_name: str | None = None) -> SearchResult:

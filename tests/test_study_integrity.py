@@ -173,6 +173,7 @@ for attempt in range(tries):
 """
 
 
+@pytest.mark.slow  # about 6 s: spawned processes / a resume that waits out a stale trial
 def test_processes_creating_one_sqlite_storage_together_all_get_in(tmp_path):
     import subprocess
     import sys
@@ -187,3 +188,111 @@ def test_processes_creating_one_sqlite_storage_together_all_get_in(tmp_path):
     assert all(p.returncode == 0 for p in procs), errors
     for attempt in range(tries):
         assert len(optuna.get_all_study_summaries(url.format(attempt))) == 1
+
+
+# -- class 6: a full disk is one line, and the study stays resumable --------------------------------
+
+def _full_disk_after(monkeypatch, budget_bytes: int):
+    """os.write of journal appends, failing like a full disk once ``budget_bytes`` are written
+    (the write that crosses the limit is written in part first, as a real disk does)."""
+    import errno
+    import os
+
+    import calnas.storage
+
+    left = {"bytes": budget_bytes}
+
+    def write(fd, data):
+        if left["bytes"] <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = min(len(data), left["bytes"])
+        left["bytes"] -= n
+        return os.write(fd, bytes(data[:n]))
+
+    monkeypatch.setattr(calnas.storage, "_os_write", write)
+
+
+def _journal_evaluations(url):
+    from calnas.storage import open_storage
+
+    study = optuna.load_study(study_name="calnas", storage=open_storage(url, read_only=True))
+    return [t for t in study.get_trials(states=[optuna.trial.TrialState.COMPLETE]) if "metrics" in t.user_attrs]
+
+
+def test_a_full_disk_while_writing_a_journal_is_one_line_and_the_study_resumes(capsys, tmp_path, monkeypatch):
+    log = tmp_path / "s.log"
+    url = f"journal:///{log}"
+    assert _search(capsys, tmp_path, url, budget=4)[0] == 0
+    with monkeypatch.context() as patch:
+        _full_disk_after(patch, 3_000)  # a few more trials, then the disk is full midway through a line
+        refused(capsys, "search", "--budget", 10, "--storage", url, "--out", tmp_path / "o2",
+                match="No space left on device")
+    assert log.read_bytes().endswith(b"\n")  # no torn line for the next append
+    held = len(_journal_evaluations(url))
+    assert 4 <= held < 10
+    # Space freed: the same command completes with exactly the budget, nothing lost or twice.
+    code, _, err = _search(capsys, tmp_path, url, out="o3", budget=10)
+    assert code == 0, err
+    evaluated = _journal_evaluations(url)
+    assert len(evaluated) == _summary(tmp_path, "o3")["evaluations"] == 10
+    assert len({t.user_attrs["arch"] for t in evaluated}) == 10
+
+
+def test_a_torn_journal_tail_is_cut_off_after_a_backup_and_the_search_resumes(capsys, tmp_path):
+    log = tmp_path / "s.log"
+    url = f"journal:///{log}"
+    assert _search(capsys, tmp_path, url, budget=5)[0] == 0
+    whole = log.read_bytes()
+    torn = whole + b'{"op_code":5,"worker_id":"x","trial_id":'  # a write that stopped midway
+    log.write_bytes(torn)
+    code, out, err = cli(capsys, "search", "--budget", 8, "--storage", url, "--out", tmp_path / "o2")
+    assert code == 0, err
+    assert "torn last line" in out
+    backups = list(tmp_path.glob("s.log.torn-*.bak"))
+    assert len(backups) == 1 and backups[0].read_bytes() == torn
+    assert log.read_bytes().startswith(whole) and log.read_bytes().endswith(b"\n")
+    # The journal reads back whole: a later search and show see every evaluation.
+    assert len(_journal_evaluations(url)) == 8
+    code, out, err = cli(capsys, "show", "--storage", url, "--out", tmp_path / "shown", "--json")
+    assert code == 0 and json.loads(out)["evaluations"] == 8, err
+
+
+def test_a_full_disk_while_writing_the_result_files_is_one_line(capsys, tmp_path, monkeypatch):
+    import errno
+
+    import pandas as pd
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    refused(capsys, "search", "--budget", 5, "--out", tmp_path / "o", match="No space left on device")
+
+
+@pytest.mark.slow  # about 6 s: spawned processes / a resume that waits out a stale trial
+def test_a_full_sqlite_database_is_one_line_and_the_study_resumes(capsys, tmp_path, monkeypatch):
+    import calnas.storage
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert _search(capsys, tmp_path, url, budget=4)[0] == 0
+    tune = calnas.storage._fast_sqlite
+
+    def capped(engine):
+        # SQLite's own "database or disk is full", from a page limit just above the file's size.
+        from sqlalchemy import event
+
+        tune(engine)
+
+        def cap(connection, _record):
+            pages = connection.execute("PRAGMA page_count").fetchone()[0]
+            connection.execute(f"PRAGMA max_page_count = {pages + 2}")
+
+        event.listen(engine, "connect", cap)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(calnas.storage, "_fast_sqlite", capped)
+        refused(capsys, "search", "--budget", 60, "--storage", url, "--out", tmp_path / "o2",
+                match="database or disk is full")
+    code, _, err = _search(capsys, tmp_path, url, out="o3", budget=12)
+    assert code == 0, err
+    assert _summary(tmp_path, "o3")["evaluations"] == 12

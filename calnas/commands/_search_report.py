@@ -108,6 +108,9 @@ def _summary_line(result, out_dir: Path) -> str:
             text += (f"; earlier runs had another {' and '.join(resumed['changed'])} "
                      "(summary.json lists every run's settings)")
         parts.append(text)
+    if info.get("journal_repaired"):
+        parts.append(f"the journal's torn last line (a write that failed midway) was cut off; the file as it was "
+                     f"is kept as {info['journal_repaired']}")
     if info.get("foreign_trials"):
         parts.append(f"{info['foreign_trials']} finished trials calnas did not write (plain Optuna, or edited) "
                      "ignored")
