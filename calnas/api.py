@@ -107,10 +107,7 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
     accepted for scripts written when they told workers how to load a table; an evaluator
     carries that itself now, :meth:`~calnas.evaluators.Evaluator.worker_factory`.)"""
     from calnas import searchers
-    from calnas.rebuild import load_result
-    from calnas.storage import is_persistent
-    from calnas.study import open_study
-    from calnas.worker_loop import run_worker
+    from calnas.storage import is_persistent, write_errors
 
     budget = check_int("budget", budget, minimum=1)
     seed = check_seed(seed)
@@ -120,10 +117,29 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
         raise UserError(f"workers={workers} needs a persistent storage (sqlite:///FILE.db, journal:///FILE.log or "
                         "postgresql://...) that the worker processes share; an in-memory study lives in one process")
     searcher_name = searchers.resolve(searcher)
+    with write_errors(storage if persistent else "memory"):
+        return _run(evaluator, spec, budget, searcher, searcher_name, seed, storage, study_name, workers, persistent,
+                    progress, report)
+
+
+def _run(evaluator, spec, budget, searcher, searcher_name, seed, storage, study_name, workers, persistent, progress,
+         report) -> SearchResult:
+    from calnas import storage as storage_module
+    from calnas.optuna_compat import storage_of
+    from calnas.rebuild import load_result
+    from calnas.study import open_study
+    from calnas.worker_loop import run_worker, worker_record
+
     study = open_study(storage, study_name, spec, evaluator)
     run = {"searcher": searcher_name, "searcher_requested": str(searcher).lower(), "seed": seed, "budget": budget}
-    study.set_user_attr(rec.RUN_ATTR, run)
     evaluator.attach(study)
+    record = worker_record(study, evaluator, spec)
+    record.update()
+    # Every run's settings and what the study held when it started: a resume with another
+    # searcher, seed or a smaller budget is reported as such, not as one run of the last settings.
+    study.set_user_attr(rec.RUNS_ATTR, rec.runs_of(study.user_attrs) + [{**run, "workers": workers,
+                                                                        "held": record.n_done}])
+    study.set_user_attr(rec.RUN_ATTR, run)
     helpers = []
     if workers > 1:
         from calnas.workers import start_workers
@@ -132,13 +148,17 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
                                 study_name=study.study_name, run=run)
     try:
         record = run_worker(study, evaluator, spec, searcher_name, seed, budget, stream=0, progress=progress,
-                            persistent=persistent, report=report)
+                            persistent=persistent, report=report, record=record)
     finally:
         if helpers:
             from calnas.workers import join_workers
 
             join_workers(helpers)
-    return load_result(study, record)
+    result = load_result(study, record)
+    backup = storage_module.REPAIRED.get(storage_of(study))
+    if backup is not None:
+        result.info["journal_repaired"] = backup
+    return result
 
 
 def show(storage: str, study_name: str | None = None) -> SearchResult:

@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk, wherever it struck
+            typer.echo(f"error: {exc.strerror or 'no space left on device'}"
+                       + (f": {str(exc.filename)[:200]!r}" if exc.filename else ""), err=True)
+            sys.exit(2)
         # A file or folder the user named that the system refuses (a name too long, a loop of links,
         # no permission): the user's to fix. An OSError about no named file is a bug, traceback kept.
         if exc.filename is None:

@@ -14,7 +14,7 @@ from calnas.errors import UserError
 from calnas.evaluators import objective_values, reference_point
 from calnas.result import SearchResult
 from calnas.simulation import simulation_columns
-from calnas.study import missing_mark
+from calnas.study import missing_mark, stored_description
 
 
 def load_result(study, record=None) -> SearchResult:
@@ -25,7 +25,7 @@ def load_result(study, record=None) -> SearchResult:
     from calnas.spaces import get_space
 
     attrs = study.user_attrs  # a deep copy on every access: the true front can be thousands of members
-    stored = attrs.get(rec.STUDY_ATTR)
+    stored = stored_description(study)
     if stored is None:
         raise UserError(f"study {study.study_name!r} was not made by calnas")
     run = attrs.get(rec.RUN_ATTR, {})
@@ -33,6 +33,7 @@ def load_result(study, record=None) -> SearchResult:
     space = get_space(stored["space"])
     if record is None:
         record = rec.StudyRecord(study, Domain.whole_space(space, stored["dedupe"]))
+        record.values_of = lambda metrics: objective_values(spec, metrics)[0]
     record.update()
     entries = record.ordered()
     front_info = stored.get("front")
@@ -72,6 +73,8 @@ def load_result(study, record=None) -> SearchResult:
                             leading={"rank": np.arange(1, len(members) + 1)})
         true_hv = front_info["hypervolume"]
         ratio = hv / true_hv if true_hv > 0 else None
+        if ratio is not None:
+            ratio = _checked_ratio(ratio, study.study_name)
         found_keys = {e.key for e in entries}
         found = sum(1 for m in members if m["key"] in found_keys)
         true_points = front_info["points"]
@@ -106,6 +109,16 @@ def load_result(study, record=None) -> SearchResult:
         "hypervolume_method": "exact",
         "evaluator": stored["evaluator"],
     }
+    if counts.foreign:
+        info["foreign_trials"] = counts.foreign
+    runs = rec.runs_of(attrs)
+    if runs:
+        info["runs"] = runs
+    if len(runs) > 1:
+        last = runs[-1]
+        info["resumed"] = {"runs": len(runs), "held": last.get("held"),
+                           "changed": [k for k in ("searcher", "seed")
+                                       if any(r.get(k) != last.get(k) for r in runs[:-1])]}
     failures = sum(1 for e in entries if e.failure is not None)
     if failures:
         info["failed_evaluations"] = failures
@@ -125,6 +138,21 @@ def load_result(study, record=None) -> SearchResult:
     info.update(stored.get("notes") or {})
     return SearchResult(trials, front, true_frame, hv, true_hv, ratio, found, len(entries), exhausted, info, study,
                         true_points, points_found)
+
+
+# Hypervolumes of the same points summed in another order differ in the last bits.
+RATIO_SLACK = 1e-9
+
+
+def _checked_ratio(ratio: float, name: str) -> float:
+    """The found front's share of the true front's hypervolume, which cannot exceed 1: the found
+    points are among the candidates the true front was computed from. Above 1, the study holds
+    values or a true front calnas did not compute, and nothing it reports could be trusted."""
+    if ratio > 1 + RATIO_SLACK:
+        raise UserError(f"study {name!r}: its front's hypervolume is {ratio:.4f} of the stored true front's, "
+                        "above 1, which no search reaches; its trials or its true front were not written by "
+                        "calnas (or were edited): search again into a new study")
+    return min(ratio, 1.0)
 
 
 def _anytime(spec, entries: list, lower, upper, reference) -> np.ndarray:

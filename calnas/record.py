@@ -81,9 +81,11 @@ OWNER = "calnas:owner"  # system attr: the machine and process evaluating a tria
 OWNER_PREFIX = "calnas:worker:"  # study system attrs: the processes that worked on the study
 STUDY_ATTR = "calnas"  # study user attr: what was searched (objectives, space, table, ...)
 RUN_ATTR = "calnas_run"  # study user attr: the last run's searcher, seed, budget
+RUNS_ATTR = "calnas_runs"  # study user attr: every run's settings, workers and evaluations held at its start
 EXHAUSTED_ATTR = "calnas_exhausted"  # study user attr: every candidate was evaluated
 
 _FREE_MARKS = (TAKEN_BY, NOT_IN_TABLE, INFEASIBLE, OVER_BUDGET)
+SIMULATED_STOP = "calnas:stopped"  # a simulated training's stop (calnas.simulation.STOPPED_ATTR)
 
 
 @dataclass
@@ -113,6 +115,7 @@ class Counts:
     over_budget: int = 0
     interrupted: int = 0
     fallbacks: int = 0
+    foreign: int = 0  # finished trials calnas did not write (added by plain Optuna, or edited)
 
 
 @dataclass
@@ -152,6 +155,9 @@ class StudyRecord:
         self.reuse = False
         self._told: set[int] = set()  # finished here, not read back yet
         self.foreign = 0  # observations of other processes' trials (0: this process is alone)
+        # Set by whoever knows the objectives: metrics -> the objective values calnas would
+        # tell for them. A trial read back whose values differ was not told by calnas.
+        self.values_of = None
 
     # -- reading ----------------------------------------------------------------------------------
     def _read_trials(self):
@@ -240,6 +246,13 @@ class StudyRecord:
         position = self._position_of(trial.params)
         if position is None:
             return
+        if not isinstance(trial, _Told) and not self._written_by_calnas(trial):
+            # Not an evaluation of calnas's: never counted, never on the front, never a holder
+            # (the architecture stays free for an evaluation of calnas's own).
+            counts.asked -= 1
+            counts.fallbacks -= FALLBACK in attrs
+            counts.foreign += 1
+            return
         key = self._key_of(position)
         # A pruned training (early stopping) took its architecture and has no final values: like
         # a failed evaluation, it is taken and teaches the searcher nothing.
@@ -262,6 +275,27 @@ class StudyRecord:
             bisect.insort(self._holder_numbers, trial.number)
             if key < len(self._done_mask):
                 self._done_mask[key] = True
+
+    def _written_by_calnas(self, trial) -> bool:
+        """Whether a finished trial read from the storage is an evaluation calnas recorded: a
+        COMPLETE or failed one carries its metrics (a mapping) and,
+        when :attr:`values_of` is set, the values those metrics give; a pruned one (a simulated
+        early stop) says where it stopped."""
+        attrs = trial.user_attrs
+        if trial.state == TrialState.PRUNED:
+            return SIMULATED_STOP in attrs
+        if not isinstance(attrs.get(METRICS), dict):
+            return False
+        if trial.state != TrialState.COMPLETE or attrs.get(FAILURE) is not None:
+            return True
+        if self.values_of is None:
+            return True
+        try:
+            expected = np.asarray(self.values_of(attrs[METRICS]), dtype=float)
+        except Exception:  # noqa: BLE001 - metrics that do not give the objectives at all
+            return False
+        stored = np.asarray(trial.values if trial.values is not None else (), dtype=float)
+        return expected.shape == stored.shape and bool(np.allclose(expected, stored, rtol=1e-9, atol=1e-12))
 
     # -- questions the driver and the samplers ask -----------------------------------------------
     @property
@@ -491,3 +525,13 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join()
         return False
+
+
+def runs_of(attrs: dict) -> list[dict]:
+    """Every run's settings recorded in a study's user attributes, oldest first. A study from
+    before the list was kept has its last run's settings only (``held`` unknown: None)."""
+    runs = attrs.get(RUNS_ATTR)
+    if isinstance(runs, list) and all(isinstance(r, dict) for r in runs):
+        return list(runs)
+    last = attrs.get(RUN_ATTR)
+    return [{**last, "held": None}] if isinstance(last, dict) else []

@@ -68,7 +68,21 @@ class SearchResult:
 
     def save(self, out_dir: str | Path, *, plot: bool = True) -> dict[str, Path]:
         """Write front.csv, trials.csv, summary.json (and pareto.png, hypervolume.png and, for a
-        live search, reliability.png: the front members' reliability diagrams); returns the paths."""
+        live search, reliability.png: the front members' reliability diagrams); returns the paths.
+        A full disk is one UserError (the search itself is kept in its storage, if it has one)."""
+        from calnas.errors import UserError
+        from calnas.storage import full_disk
+
+        try:
+            return self._save(Path(out_dir), plot=plot)
+        except OSError as exc:
+            reason = full_disk(exc)
+            if reason is None:
+                raise
+            raise UserError(f"cannot write the result files in {str(out_dir)!r}: {reason}; free space and run "
+                            "`calnas show` on the storage (or the search again) to write them") from None
+
+    def _save(self, out_dir: Path, *, plot: bool) -> dict[str, Path]:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"front": out / "front.csv", "trials": out / "trials.csv", "summary": out / "summary.json"}

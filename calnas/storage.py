@@ -16,6 +16,10 @@ Every failure to open a storage is a :class:`~calnas.errors.UserError` naming th
 
 from __future__ import annotations
 
+import functools
+import os
+import weakref
+from contextlib import contextmanager
 from pathlib import Path
 
 from calnas.errors import UserError
@@ -27,7 +31,12 @@ SQLITE_TIMEOUT_S = 60
 
 
 def is_persistent(url: str | None) -> bool:
-    return url is not None and str(url).strip().lower() != MEMORY
+    """Whether the study outlives the process (and can be shared by worker processes): not
+    "memory", nor an in-memory SQLite database in any spelling."""
+    if url is None or str(url).strip().lower() == MEMORY:
+        return False
+    text = str(url).strip()
+    return not (text.lower().startswith("sqlite:") and _sqlite_file(text) is None)
 
 
 def _journal_path(url: str) -> Path | None:
@@ -38,10 +47,12 @@ def _journal_path(url: str) -> Path | None:
     return None
 
 
-def open_storage(url: str | None, *, read_only: bool = False):
+def open_storage(url: str | None, *, read_only: bool = False, defer_writes: bool = False):
     """An Optuna storage for ``url`` (None/"memory": in memory). ``read_only`` (``calnas show``):
     only a storage that exists and already is an Optuna storage is opened, so that reading never
-    creates a file or adds Optuna's tables to a database."""
+    creates a file or adds Optuna's tables to a database. ``defer_writes``: an SQLite file is
+    switched to write-ahead logging (which rewrites its header) only at :func:`ready_to_write`,
+    so that a study refused after reading it leaves the file byte for byte as it was."""
     import optuna
 
     if not is_persistent(url):
@@ -53,11 +64,17 @@ def open_storage(url: str | None, *, read_only: bool = False):
     if journal is not None:
         if read_only and (not journal.is_file() or journal.stat().st_size == 0):
             raise UserError(f"storage {url!r}: {str(journal)!r} is not a journal a search wrote (missing or empty)")
-        return _journal(journal, url)
+        return _journal(journal, url, read_only)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
         _check_sqlite_file(url, read_only)
-        return _rdb(url, {"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
+        storage = _rdb(url, {"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
+        if _sqlite_file(url) is not None and not read_only:
+            if defer_writes:
+                _UNTUNED.add(storage)
+            else:
+                _fast_sqlite(storage.engine)
+        return storage
     if scheme.startswith("postgresql") or scheme == "postgres":
         if read_only:
             _check_postgres_has_optuna(_postgres_url(url))
@@ -85,11 +102,22 @@ def _sqlite_tables(path: Path) -> set[str] | None:
         return None
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The file of an ``sqlite:`` URL; None for an in-memory database in any spelling
+    (``sqlite://``, ``sqlite:///``, ``sqlite:///:memory:``, ``...?mode=memory``, ``file::memory:``)."""
+    if not url.lower().startswith("sqlite:///"):
+        return None
+    name, _, query = url[len("sqlite:///"):].partition("?")
+    if name in ("", ":memory:") or name.startswith("file::memory:") or "mode=memory" in query.lower():
+        return None
+    return Path(name)
+
+
 def _check_sqlite_file(url: str, read_only: bool) -> None:
-    path = Path(url[len("sqlite:///"):]) if url.lower().startswith("sqlite:///") else None
-    if path is None or str(path) in ("", ":memory:"):
+    path = _sqlite_file(url)
+    if path is None:
         if read_only:
-            raise UserError(f"storage {url!r} is in memory and holds no earlier search; give the file a search wrote")
+            raise UserError(f"storage {url!r} is in memory and holds no study to show; give the file a search wrote")
         return
     if not path.is_file():
         if read_only:
@@ -123,7 +151,7 @@ def _check_postgres_has_optuna(url: str) -> None:
         raise UserError(f"storage {_redact(url)!r} holds no Optuna storage (no study was written there)")
 
 
-def _journal(path: Path, url: str):
+def _journal(path: Path, url: str, read_only: bool = False):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -132,9 +160,101 @@ def _journal(path: Path, url: str):
     if not path.parent.is_dir():
         raise UserError(f"storage {url!r}: folder {str(path.parent)!r} does not exist")
     try:
-        return JournalStorage(JournalFileBackend(str(path)))
+        if read_only:  # Optuna's reader skips a torn last line; nothing is written
+            return JournalStorage(JournalFileBackend(str(path)))
+        backend = _line_journal_class()(str(path), url)
+        backup = backend.repair()
+        storage = JournalStorage(backend)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot open journal storage {url!r} ({_first_line(exc)})") from None
+    if backup is not None:
+        REPAIRED[storage] = backup
+    return storage
+
+
+# Journal storages whose torn last line was cut off on opening -> the backup of the whole file.
+REPAIRED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_os_write = os.write  # every journal append goes through this (tests inject a full disk here)
+
+
+@functools.lru_cache(maxsize=1)
+def _line_journal_class():
+    """:class:`_LineJournal`, defined on first use: Optuna is imported only by what needs it."""
+    from optuna.storages.journal import JournalFileBackend
+
+    class _LineJournal(JournalFileBackend):
+        """Optuna's journal file, with every append starting on a line boundary.
+
+        Optuna appends with buffered writes: a write that fails midway (a full disk) leaves a torn
+        last line, and the next append after it makes a line no reader can parse, which makes the
+        whole journal unreadable. Here an append is written with ``os.write`` under the journal's
+        lock and, when any part of it fails, the file is cut back to where it ended before, so the
+        journal is as it was and resumable once there is room; a torn tail left by anything else (a
+        process killed midway, an older calnas) is cut off, after a backup of the whole file, before
+        anything is appended to it (:meth:`repair`)."""
+
+        def __init__(self, file_path: str, url: str):
+            super().__init__(file_path)
+            self._url = url
+
+        def repair(self) -> str | None:
+            """Cut a torn last line off the journal (under its lock), keeping the whole file as
+            ``FILE.torn-N.bak`` first; the backup's path, or None when the journal ends on a line."""
+            from optuna.storages.journal._file import get_lock_file
+
+            with get_lock_file(self._lock):
+                return self._repair_locked()
+
+        def _repair_locked(self) -> str | None:
+            import shutil
+
+            path = Path(self._file_path)
+            data_end = path.stat().st_size
+            if data_end == 0:
+                return None
+            with open(path, "rb") as fh:
+                fh.seek(data_end - 1)
+                if fh.read(1) == b"\n":
+                    return None
+                fh.seek(0)
+                keep = fh.read().rfind(b"\n") + 1
+            n = 1
+            while Path(f"{path}.torn-{n}.bak").exists():
+                n += 1
+            backup = f"{path}.torn-{n}.bak"
+            try:
+                shutil.copyfile(path, backup)
+            except OSError as exc:
+                Path(backup).unlink(missing_ok=True)
+                raise UserError(f"storage {self._url!r}: the journal's last line is torn (a write that failed midway) and "
+                                f"no backup could be made before cutting it off ({exc.strerror or exc}); free space "
+                                "and run again") from None
+            os.truncate(path, keep)
+            return backup
+
+        def append_logs(self, logs) -> None:
+            import json
+
+            from optuna.storages.journal._file import get_lock_file
+
+            data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode("utf-8")
+            with get_lock_file(self._lock):
+                self._repair_locked()
+                fd = os.open(self._file_path, os.O_WRONLY | os.O_APPEND)
+                try:
+                    start = os.fstat(fd).st_size
+                    try:
+                        view = memoryview(data)
+                        while view:
+                            view = view[_os_write(fd, view):]
+                        os.fsync(fd)
+                    except OSError:
+                        os.ftruncate(fd, start)  # the journal as it was: no torn line for the next append
+                        raise
+                finally:
+                    os.close(fd)
+
+    return _LineJournal
 
 
 def _postgres_url(url: str) -> str:
@@ -152,19 +272,74 @@ def _postgres_url(url: str) -> str:
 def _rdb(url: str, engine_kwargs: dict):
     import optuna
 
-    if url.lower().startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):])
-        if str(path) not in ("", ":memory:") and not path.parent.is_dir():
+    path = _sqlite_file(url)
+    if path is not None:
+        if not path.parent.is_dir():
             raise UserError(f"storage {url!r}: folder {str(path.parent)!r} does not exist")
         if path.exists() and not path.is_file():
             raise UserError(f"storage {url!r}: {str(path)!r} is not a regular file")
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        with _creation_lock(path):
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except UserError:
+        raise
     except Exception as exc:  # SQLAlchemy / driver errors: unreachable server, bad file, bad URL
         raise UserError(f"cannot open storage {_redact(url)!r} ({_first_line(exc)})") from None
-    if url.lower().startswith("sqlite:///"):
-        _fast_sqlite(storage.engine)
     return storage
+
+
+CREATION_LOCK_SUFFIX = ".calnas-open.lock"
+
+
+@contextmanager
+def _creation_lock(path: Path | None):
+    """Hold an exclusive ``flock`` on ``FILE.calnas-open.lock`` beside an SQLite file while
+    Optuna opens it. Opening a new file creates Optuna's tables and stamps the schema version,
+    neither atomic: two processes doing it at once fail with "table ... already exists" or
+    "UNIQUE constraint failed: alembic_version". Under the lock the second finds the schema
+    made. The lock file is removed again (the next holder notices and locks a fresh one), so
+    nothing is left beside the database; a folder that refuses it gets no lock (SQLite itself
+    will say what is wrong)."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    lock = Path(str(path) + CREATION_LOCK_SUFFIX)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file between our open and our lock
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+# SQLite storages opened with defer_writes whose file is not switched to WAL yet.
+_UNTUNED: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def ready_to_write(storage) -> None:
+    """The storage is about to be written: an SQLite file opened with ``defer_writes`` gets its
+    write-ahead log now (nothing to do for any other storage)."""
+    if storage in _UNTUNED:
+        _UNTUNED.discard(storage)
+        _fast_sqlite(storage.engine)
 
 
 def _fast_sqlite(engine) -> None:
@@ -218,3 +393,35 @@ def set_user_attrs(storage, trial_id: int, attrs: dict) -> None:
         return
     for key, value in attrs.items():
         storage.set_trial_user_attr(trial_id, key, value)
+
+
+def full_disk(exc: BaseException) -> str | None:
+    """The reason, when ``exc`` (or what it was raised from) is a full disk or quota: an OSError
+    ENOSPC/EDQUOT, or SQLite's "database or disk is full"; None for anything else."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return os.strerror(exc.errno)
+        if "database or disk is full" in str(exc):
+            return "database or disk is full"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextmanager
+def write_errors(url):
+    """A full disk while a search writes its study is one line: the study is left as it was
+    (a journal is cut back to its last complete line), resumable once there is room."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - only a full disk is turned into a message
+        reason = full_disk(exc)
+        if reason is None:
+            raise
+        raise UserError(f"cannot write to storage {_redact(str(url))!r}: {reason}; the study is kept: free space "
+                        "and run the same command again to resume") from None

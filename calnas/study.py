@@ -47,9 +47,9 @@ def open_study(storage_url, study_name, spec, evaluator: Evaluator):
     import optuna
     from optuna.exceptions import ExperimentalWarning
 
-    from calnas.storage import open_storage
+    from calnas.storage import open_storage, ready_to_write
 
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, defer_writes=True)
     name = DEFAULT_STUDY if study_name is None else str(study_name)
     if not name.strip():
         raise UserError("study_name must not be empty")
@@ -59,10 +59,20 @@ def open_study(storage_url, study_name, spec, evaluator: Evaluator):
     except Exception as exc:  # noqa: BLE001 - storage errors (locked file, lost connection) are the user's to fix
         raise UserError(f"cannot open study {name!r} in {storage_url} ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
-    stored = study.user_attrs.get(rec.STUDY_ATTR)
+    # Read only so far (create_study loads an existing study without writing): everything that
+    # could refuse the study is checked before calnas writes its first attribute to it.
+    stored = stored_description(study, storage_url)
     if stored is None:
         if study.get_trials(deepcopy=False):
             raise UserError(f"study {name!r} in {storage_url} was not made by calnas; choose another study_name")
+    else:
+        # The stored protocol as this version records it (the evaluator knows what its protocol's
+        # settings were before they existed), so an older study continues under its defaults.
+        now = {**stored, "protocol": evaluator.recorded_protocol(stored.get("protocol"))}
+        check_same_search(now, described, name, storage_url)
+    _check_directions(study, spec, name, storage_url)
+    ready_to_write(storage)
+    if stored is None:
         front = front_record(evaluator, spec)
         reference = evaluator.own_reference(spec) if front is None else None
         study.set_user_attr(rec.STUDY_ATTR, {**described, "front": front, "reference": reference,
@@ -70,12 +80,41 @@ def open_study(storage_url, study_name, spec, evaluator: Evaluator):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             study.set_metric_names([o.name for o in spec.objectives])
-    else:
-        # The stored protocol as this version records it (the evaluator knows what its protocol's
-        # settings were before they existed), so an older study continues under its defaults.
-        now = {**stored, "protocol": evaluator.recorded_protocol(stored.get("protocol"))}
-        check_same_search(now, described, name, storage_url)
     return study
+
+
+# What every stored description holds; a study's `calnas` attribute without them was not
+# written by calnas (or was edited), and nothing can be rebuilt from it.
+_REQUIRED = ("evaluator", "benchmark", "space", "dedupe", "objectives", "constraints")
+
+
+def stored_description(study, url=None) -> dict | None:
+    """The study's ``calnas`` attribute (None: a study calnas has not written to), checked to be
+    the mapping calnas writes; anything else is a study calnas cannot continue or show."""
+    stored = study.user_attrs.get(rec.STUDY_ATTR)
+    if stored is None:
+        return None
+    where = f"study {study.study_name!r}" + (f" in {url}" if url is not None else "")
+    if not isinstance(stored, dict):
+        raise UserError(f"{where} has a 'calnas' attribute that is a {type(stored).__name__}, not the mapping "
+                        "calnas writes; it was not made by calnas: choose another study_name")
+    missing = [key for key in _REQUIRED if key not in stored]
+    if missing or not isinstance(stored.get("objectives"), list) or not isinstance(stored.get("constraints"), list):
+        shown = ", ".join(missing) if missing else "objectives/constraints as lists"
+        raise UserError(f"{where} has a 'calnas' attribute without {shown}; it was not made by calnas "
+                        "(or was edited): choose another study_name")
+    return stored
+
+
+def _check_directions(study, spec, name: str, url) -> None:
+    """A study optimises in the directions it was created with; one whose directions are not the
+    objectives' (another count, or another sense) cannot hold this search."""
+    have = [d.name.lower() for d in study.directions]
+    want = [str(d).lower() for d in spec.directions]
+    if have != want:
+        names = ",".join(o.name for o in spec.objectives)
+        raise UserError(f"study {name!r} in {url} has {len(have)} direction(s) ({','.join(have)}); objectives "
+                        f"{names} need {','.join(want)}: choose another study_name")
 
 
 def check_same_search(stored: dict, described: dict, name: str, url) -> None:
@@ -134,7 +173,8 @@ def load_stored_study(storage: str, study_name: str | None = None):
     from calnas.storage import is_persistent, open_storage
 
     if not is_persistent(storage):
-        raise UserError("show needs the storage a search wrote (sqlite:///FILE.db, journal:///FILE.log, postgresql://...)")
+        raise UserError(f"storage {str(storage).strip()!r} is in memory and holds no study to show; give the storage "
+                        "a search wrote (sqlite:///FILE.db, journal:///FILE.log, postgresql://...)")
     opened = open_storage(storage, read_only=True)
     name = DEFAULT_STUDY if study_name is None else str(study_name)
     try:

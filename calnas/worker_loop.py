@@ -55,20 +55,34 @@ def stream_seed(seed: int, stream: int) -> int:
     return random.Random(f"calnas-worker:{seed}:{stream}").randrange(SEED_RANGE)
 
 
+def worker_record(study, evaluator: Evaluator, spec, domain=None):
+    """This process's record of ``study`` in the evaluator's candidates, set to tell calnas's
+    evaluations from trials it did not write by the objective values their metrics give."""
+    from calnas.searchers.domain import Domain
+
+    if domain is None:
+        candidates = evaluator.candidates()
+        domain = Domain(candidates.space, candidates.archs, candidates.indices, candidates.keys, candidates.classes)
+    record = rec.record_for(study, domain, stale_after=evaluator.stale_after)
+    record.values_of = lambda metrics: objective_values(spec, metrics)[0]
+    return record
+
+
 def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int, budget: int, *, stream: int = 0,
-               progress=None, persistent: bool = False, report=None):
+               progress=None, persistent: bool = False, report=None, record=None):
     """Propose, claim, evaluate and record until the study holds ``budget`` evaluations;
-    returns the study record. ``report`` as in :func:`calnas.api.search`."""
+    returns the study record. ``report`` as in :func:`calnas.api.search`; ``record``: the
+    :func:`worker_record` the caller has read the study with already."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     from calnas import searchers
     from calnas.constraints import constraints_func
-    from calnas.searchers.domain import Domain
 
     candidates = evaluator.candidates()
-    domain = Domain(candidates.space, candidates.archs, candidates.indices, candidates.keys, candidates.classes)
-    record = rec.record_for(study, domain, stale_after=evaluator.stale_after)
+    if record is None:
+        record = worker_record(study, evaluator, spec)
+    domain = record.domain
     constrained = bool(spec.constraints)
     worker_seed = stream_seed(seed, stream)
     study.sampler = searchers.make(searcher_name, domain, seed=worker_seed,

@@ -94,6 +94,26 @@ def _summary_line(result, out_dir: Path) -> str:
     if result.exhausted:
         unit = "isomorphism class" if info["dedupe"] == "iso" else "architecture"
         parts.append(f"every {unit} of {info['benchmark']} evaluated before the budget of {info['budget']}")
+    resumed = info.get("resumed")
+    if resumed:
+        held, budget = resumed["held"], info["budget"]
+        text = f"run {resumed['runs']} of this study"
+        if held is not None:
+            text += f", which held {held} evaluations at its start"
+            if held > budget:
+                text += f", more than its budget of {budget}: nothing new evaluated, all {held} reported"
+            elif held == budget:
+                text += f", its whole budget of {budget}: nothing new evaluated"
+        if resumed["changed"]:
+            text += (f"; earlier runs had another {' and '.join(resumed['changed'])} "
+                     "(summary.json lists every run's settings)")
+        parts.append(text)
+    if info.get("journal_repaired"):
+        parts.append(f"the journal's torn last line (a write that failed midway) was cut off; the file as it was "
+                     f"is kept as {info['journal_repaired']}")
+    if info.get("foreign_trials"):
+        parts.append(f"{info['foreign_trials']} finished trials calnas did not write (plain Optuna, or edited) "
+                     "ignored")
     parts.append(f"hypervolume {result.hypervolume:.4f}")
     if result.hypervolume_ratio is not None:
         scope = "true front" if info["covers_space"] else "front of the table"

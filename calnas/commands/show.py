@@ -22,12 +22,17 @@ def show_cmd(
     """Rebuild front.csv, trials.csv, summary.json and pareto.png of a stored search and print its
     front. Needs nothing but the storage: the table, objectives and true front are in the study.
     Works while the search is still running (it shows what is finished)."""
-    from calnas.api import show
+    from calnas.rebuild import load_result
+    from calnas.study import load_stored_study
 
     quiet_optuna()
+    with flag_names(FLAGS):
+        # The storage is checked (it exists and holds the study) before --out is created or
+        # claimed, so a refused storage leaves no folder behind.
+        study = load_stored_study(storage, study_name)
     with result_folder(out) as out_dir:
         with flag_names(FLAGS):
-            result = show(storage, study_name)
+            result = load_result(study)
         report(result, out_dir, as_json=as_json, plot=not no_plot)
 
 
