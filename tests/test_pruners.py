@@ -159,3 +159,40 @@ def test_report_checks_its_vector_and_ignores_epochs_that_are_not_rungs():
     assert pruner.report(trial, 2, (0.5, 0.1)) is False
     assert trial_progress(study.trials[0])["rungs"] == {2: "continue"}
     assert PRUNE == "prune"
+
+
+@pytest.mark.parametrize("objectives, tie_break", [(2, "hypervolume"), (2, "crowding"), (3, "hypervolume")])
+def test_a_decision_is_the_full_rung_orders_answer(objectives, tie_break):
+    """promotes tie-breaks only the layer the cut falls in; the answer must be the full order's."""
+    rng = np.random.default_rng(objectives)
+    directions = ["maximize", "minimize", "minimize"][:objectives]
+    for trial in range(200):
+        n = int(rng.integers(1, 40))
+        vectors = rng.random((n, objectives))
+        if trial % 3 == 0:
+            vectors = np.round(vectors, 1)  # ties and duplicates
+        if trial % 5 == 0:
+            vectors[rng.integers(0, n)] = np.nan
+        eta = int(rng.integers(2, 5))
+        pruner = MultiObjectiveSuccessiveHalving(directions, min_epochs=1, eta=eta, max_epochs=16, tie_break=tie_break)
+        numbers = list(rng.permutation(n))
+        order = rung_order(vectors, directions, numbers, tie_break)
+        keep = max(1, n // eta)
+        for position in range(n):
+            expected = int(np.flatnonzero(order == position)[0]) < keep
+            assert pruner.promotes(vectors, numbers, position) == expected
+
+
+def test_two_objective_contributions_are_the_exclusive_hypervolumes():
+    from calnas.pareto import hypervolume, nondominated_ranks
+    from calnas.pruners import _contributions
+
+    rng = np.random.default_rng(7)
+    reference = np.full(2, 1.1)
+    for trial in range(100):
+        points = rng.random((int(rng.integers(2, 25)), 2))
+        points = np.round(points, 1) if trial % 2 else points
+        front = points[nondominated_ranks(points) == 0]
+        total = hypervolume(front, reference)
+        exact = [total - hypervolume(np.delete(front, i, axis=0), reference) for i in range(len(front))]
+        np.testing.assert_allclose(_contributions(front), exact if len(front) > 1 else [total], atol=1e-12)
