@@ -433,3 +433,29 @@ def test_every_question_words_a_constant_table_without_nan():
                      temperature=np.full(80, 1.2))
     for result in ca.run_questions([frame]):
         assert "nan" not in result.summary.lower(), result.summary
+
+
+def test_metric_agreement_beyond_seed_noise_on_a_curve_table(tmp_path):
+    """Two metrics measuring one quantity under independent seed noise agree fully once the noise
+    is corrected for; a metric measuring something else does not; a single-seed table has no view."""
+    reps = representatives(400)
+    rng = np.random.default_rng(5)
+    truth, other = rng.random(400), rng.random(400)
+    rows = []
+    for s in (0, 1, 2):
+        rows.append(pd.DataFrame({"index": reps, "arch": [TSS.arch(i) for i in reps], "seed": s,
+                                  "acc": rng.uniform(0.5, 0.9, 400), "e1_acc": rng.uniform(0.1, 0.5, 400),
+                                  "pre_ECE_15": truth + 0.3 * rng.standard_normal(400),
+                                  "pre_NLL": truth + 0.3 * rng.standard_normal(400),
+                                  "pre_Brier": other + 0.3 * rng.standard_normal(400)}))
+    path = tmp_path / "curves.csv"
+    pd.concat(rows).to_csv(path, index=False)
+    result = ca.metric_agreement(str(path))
+    pairs = result.details["seeds"].set_index(["metric_a", "metric_b"])
+    same = pairs.loc[("pre_ECE_15", "pre_NLL")]
+    assert same.same_seed_rho < 0.6 and same.corrected_rho == pytest.approx(1, abs=0.1)
+    assert abs(pairs.loc[("pre_ECE_15", "pre_Brier"), "corrected_rho"]) < 0.15
+    assert same.reliability_a == pytest.approx(same.same_seed_rho, abs=0.1)  # the noise is the same size
+    assert "Beyond seed noise (3 training seeds" in result.summary
+    single = ca.metric_agreement(pd.concat(rows).query("seed == 0").drop(columns=["seed", "e1_acc"]))
+    assert "seeds" not in single.details

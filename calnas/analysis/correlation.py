@@ -250,7 +250,78 @@ def metric_agreement(table, *, method: str = "kendall", columns=None, data_dir=N
     ax = figure.add_subplot(1, 1, 1)
     heatmap(figure, ax, matrix, label=f"{method} rank correlation", fontsize=7 if len(matrix) <= 20 else 5)
     ax.set_title(f"{label(table)}: {n:,} {unit_word(table)}", fontsize=9)
-    return AnalysisResult(*AGREEMENT, _agreement_summary(table, matrix, method, n), matrix, figure)
+    summary = _agreement_summary(table, matrix, method, n)
+    details = {}
+    seeds = seed_agreement(table, list(matrix.columns))
+    if seeds is not None:
+        details["seeds"] = seeds
+        summary += " " + _seed_summary(seeds)
+    return AnalysisResult(*AGREEMENT, summary, matrix, figure, details=details)
+
+
+# Below this seed-to-seed rho a metric's ranks are mostly noise, and correcting for attenuation
+# (dividing by its square root) would multiply noise.
+MIN_RELIABILITY = 0.2
+
+
+def seed_agreement(table, columns) -> pd.DataFrame | None:
+    """Do the metrics agree beyond seed noise? On a table with several training seeds (a curve
+    table), per pair of metrics: Spearman's rho on one seed (``same_seed_rho``, the mean over
+    seeds), between one seed's values of the first and another seed's of the second
+    (``cross_seed_rho``, the mean over seed pairs: seed noise shared by the two metrics drops
+    out), each metric's seed-to-seed rho (``reliability_a``/``_b``: how well a second training
+    reproduces its ranks) and ``corrected_rho``, cross-seed rho over the square root of the two
+    reliabilities (Spearman's correction for attenuation: the agreement the metrics would show
+    without seed noise), left empty where a reliability is below :data:`MIN_RELIABILITY` (there
+    the correction divides noise by noise). None for a single-seed table. Spearman, not Kendall: the cross-seed
+    matrices are products of standardised ranks, cheap for every pair."""
+    from calnas.curve_table import curve_source
+
+    curves = curve_source(table.name)
+    if curves is None or len(curves.seeds) < 2:
+        return None
+    frames = [curves.seed_frame(s).set_index("index") for s in curves.seeds]
+    columns = [c for c in columns if all(c in f.columns for f in frames)]
+    if len(columns) < 2:
+        return None
+    common = frames[0].index
+    for f in frames[1:]:
+        common = common.intersection(f.index)
+    z = []
+    for f in frames:
+        ranks = f.loc[common, columns].astype(float).rank()
+        ranks = ranks.fillna(ranks.mean())  # a missing value takes the middle rank, moving no correlation
+        spread = ranks.std(ddof=0).replace(0, np.nan)
+        z.append(((ranks - ranks.mean()) / spread).to_numpy())
+    n, k = len(common), len(z)
+    same = sum(zs.T @ zs for zs in z) / (k * n)
+    cross = sum(z[a].T @ z[b] for a in range(k) for b in range(k) if a != b) / (k * (k - 1) * n)
+    cross = (cross + cross.T) / 2
+    reliability = np.diag(cross)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corrected = cross / np.sqrt(np.outer(reliability, reliability))
+    i, j = np.triu_indices(len(columns), 1)
+    return pd.DataFrame({"metric_a": np.array(columns)[i], "metric_b": np.array(columns)[j],
+                         "same_seed_rho": same[i, j], "cross_seed_rho": cross[i, j],
+                         "reliability_a": reliability[i], "reliability_b": reliability[j],
+                         "corrected_rho": np.where(np.minimum(reliability[i], reliability[j]) >= MIN_RELIABILITY,
+                                                   corrected[i, j], np.nan),
+                         "networks": n, "seeds": k})
+
+
+def _seed_summary(frame: pd.DataFrame) -> str:
+    per_metric = pd.concat([frame.set_index("metric_a")["reliability_a"],
+                            frame.set_index("metric_b")["reliability_b"]]).groupby(level=0).first()
+    text = (f"Beyond seed noise ({int(frame['seeds'].iloc[0])} training seeds, Spearman): a metric's ranks "
+            f"reproduce from one seed to another with rho {per_metric.min():.2f} ({per_metric.idxmin()}) to "
+            f"{per_metric.max():.2f} ({per_metric.idxmax()})")
+    kept = frame.dropna(subset=["corrected_rho"])
+    if len(kept):
+        low = kept.loc[kept["corrected_rho"].idxmin()]
+        text += (f"; over the {len(kept)} pairs of metrics that both reproduce with rho >= {MIN_RELIABILITY}, "
+                 f"median rho {kept['same_seed_rho'].median():.2f} on one seed and {kept['corrected_rho'].median():.2f} "
+                 f"corrected for seed noise (least: {low.metric_a} / {low.metric_b}, {low.corrected_rho:.2f})")
+    return text + " (per pair: q3-metrics-seeds.csv)."
 
 
 def _agreement_summary(table, matrix: pd.DataFrame, method: str, n: int) -> str:
