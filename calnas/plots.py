@@ -24,13 +24,16 @@ STYLES = {
     "found": {"color": "#ff7f0e", "size": 16, "marker": "o", "zorder": 3},
     "curve": {"color": "#ff7f0e", "zorder": 3},
     "true_level": {"color": "#000000", "dashed": True, "zorder": 2},
+    "pruned": {"color": "#a6a6a6", "zorder": 1},
+    "completed": {"color": "#ff7f0e", "zorder": 2},
 }
+BAR_WIDTH = 0.8  # of the distance between neighbouring bar positions
 DPI = 110
 
 
 @dataclass
 class Series:
-    kind: str  # "points", "step" (drawn post-wise) or "level" (a horizontal line at y)
+    kind: str  # "points", "step" (drawn post-wise), "level" (a horizontal line at y) or "bars" (from 0 to y at x)
     style: str  # a key of STYLES
     label: str
     x: np.ndarray | None
@@ -43,6 +46,7 @@ class Panel:
     ylabel: str
     series: list[Series] = field(default_factory=list)
     legend: str | None = None  # "best", "lower right", ...; None: no legend
+    xticks: tuple[tuple[float, str], ...] | None = None  # (position, label) pairs instead of numeric ticks
 
 
 @dataclass
@@ -100,15 +104,51 @@ def _axis_label(objective: dict) -> str:
 
 
 def hypervolume_spec(result) -> FigureSpec:
-    """The anytime curve of a search: hypervolume of the found front after each evaluation."""
+    """The anytime curve of a search: hypervolume of the found front after each evaluation and,
+    for a search with training time (a simulated one: ``sim_end``, ``train_seconds_total``),
+    against the simulated wall-clock and the training seconds spent."""
     trials = result.trials
-    panel = Panel("evaluations", "hypervolume (normalised objectives)", legend="lower right")
-    panel.series.append(Series("step", "curve", "found front", np.arange(1, len(trials) + 1, dtype=float),
-                               trials["hypervolume"].to_numpy(dtype=float)))
-    if np.isfinite(result.true_hypervolume):
-        panel.series.append(Series("level", "true_level", "true front", None, float(result.true_hypervolume)))
-    return FigureSpec(f"{result.info['searcher']} on {result.info['benchmark']}", [panel], cols=1,
-                      panel_size=(6.0, 4.0))
+    curves = [("evaluations", np.arange(1, len(trials) + 1, dtype=float), trials["hypervolume"].to_numpy(dtype=float))]
+    if {"sim_end", "train_seconds_total", "hypervolume_at_end"} <= set(trials.columns):
+        timed = trials.sort_values("sim_end", kind="stable")
+        at_end = timed["hypervolume_at_end"].to_numpy(dtype=float)
+        curves += [("simulated wall-clock (s)", timed["sim_end"].to_numpy(dtype=float), at_end),
+                   ("training seconds spent", timed["train_seconds_total"].to_numpy(dtype=float), at_end)]
+    panels = []
+    for n, (xlabel, x, y) in enumerate(curves):
+        panel = Panel(xlabel, "hypervolume (normalised objectives)", legend="lower right" if n == 0 else None)
+        panel.series.append(Series("step", "curve", "found front", x, y))
+        if np.isfinite(result.true_hypervolume):
+            panel.series.append(Series("level", "true_level", "true front", None, float(result.true_hypervolume)))
+        panels.append(panel)
+    return FigureSpec(f"{result.info['searcher']} on {result.info['benchmark']}", panels, cols=len(panels),
+                      panel_size=(6.0, 4.0) if len(panels) == 1 else (4.6, 3.8))
+
+
+def rung_spec(result) -> FigureSpec | None:
+    """How far each trial of an early-stopping search trained: trials per epoch reached, pruned
+    (stopped at that rung) and completed (the full schedule). None for a search without early
+    stopping."""
+    trials = result.trials
+    simulation = result.info.get("simulation") or {}
+    if simulation.get("early_stopping", "none") == "none" or not {"stopped", "epochs"} <= set(trials.columns):
+        return None
+    reached = trials.dropna(subset=["epochs"])
+    reached = reached[reached["epochs"] > 0]
+    if reached.empty:
+        return None
+    epochs = sorted({int(e) for e in reached["epochs"]})
+    position = {e: k for k, e in enumerate(epochs)}
+    panel = Panel("epochs trained (a rung, or the full schedule)", "trials", legend="upper right",
+                  xticks=tuple((float(k), str(e)) for k, e in enumerate(epochs)))
+    for style, label, mask in (("pruned", "stopped there (pruned)", reached["stopped"] == "pruned"),
+                               ("completed", "trained to the end", reached["stopped"] != "pruned")):
+        counts = reached[mask]["epochs"].astype(int).value_counts()
+        if len(counts):
+            panel.series.append(Series("bars", style, label, np.array([position[e] for e in counts.index], dtype=float),
+                                       counts.to_numpy(dtype=float)))
+    return FigureSpec(f"{result.info['searcher']} on {result.info['benchmark']}: {len(reached)} trials by the epoch "
+                      "they reached", [panel], cols=1, panel_size=(6.0, 4.0))
 
 
 def to_matplotlib(spec: FigureSpec):
@@ -131,9 +171,14 @@ def to_matplotlib(spec: FigureSpec):
                            zorder=style["zorder"], **kwargs)
             elif series.kind == "step":
                 ax.step(series.x, series.y, where="post", color=style["color"], label=series.label, zorder=style["zorder"])
+            elif series.kind == "bars":
+                ax.bar(series.x, series.y, width=BAR_WIDTH, color=style["color"], label=series.label,
+                       zorder=style["zorder"])
             else:
                 ax.axhline(series.y, color=style["color"], linestyle="--" if style.get("dashed") else "-",
                            linewidth=1, label=series.label, zorder=style["zorder"])
+        if panel.xticks is not None:
+            ax.set_xticks([p for p, _ in panel.xticks], [t for _, t in panel.xticks])
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
         ax.grid(alpha=0.3)

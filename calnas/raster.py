@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calnas.plots import DPI, STYLES, FigureSpec, Panel
+from calnas.plots import BAR_WIDTH, DPI, STYLES, FigureSpec, Panel
 
 SUPERSAMPLE = 2
 _PT = DPI / 72  # pixels per point at the output resolution
@@ -136,17 +136,27 @@ def _panel(image, draw, panel: Panel, origin, size):
            oy + height - MARGINS["bottom"] * s)
     xs = [np.asarray(series.x, dtype=float) for series in panel.series if series.x is not None]
     ys = [np.atleast_1d(np.asarray(series.y, dtype=float)) for series in panel.series]
+    bars = any(series.kind == "bars" for series in panel.series)
+    if bars:  # bars stand on 0 and need half a bar's room at either end
+        xs += [np.asarray(series.x, dtype=float) + side * BAR_WIDTH / 2 for series in panel.series
+               if series.kind == "bars" for side in (-1, 1)]
+        ys.append(np.zeros(1))
+    if panel.xticks is not None:
+        xs.append(np.array([p for p, _ in panel.xticks], dtype=float))
     axes = _Axes(box, _limits(xs), _limits(ys))
     small, label_font = _font(9), _font(9.5)
     left, top, right, bottom = box
     for axis, lim in (("x", axes.xlim), ("y", axes.ylim)):
         ticks = nice_ticks(*lim)
+        labels = {}
+        if axis == "x" and panel.xticks is not None:
+            ticks, labels = [p for p, _ in panel.xticks], dict(panel.xticks)
         for tick in ticks:
             if axis == "x":
                 px, _ = axes.px(tick, axes.ylim[0])
                 draw.line([(px, top), (px, bottom)], fill=GRID, width=s)
                 draw.line([(px, bottom), (px, bottom + 4 * s)], fill=AXIS, width=s)
-                _text(image, (px, bottom + 6 * s), tick_label(tick, ticks), small, "mt")
+                _text(image, (px, bottom + 6 * s), labels.get(tick, tick_label(tick, ticks)), small, "mt")
             else:
                 _, py = axes.px(axes.xlim[0], tick)
                 draw.line([(left, py), (right, py)], fill=GRID, width=s)
@@ -160,6 +170,10 @@ def _panel(image, draw, panel: Panel, origin, size):
             for x, y in zip(px, py):
                 if np.isfinite(x) and np.isfinite(y):
                     _marker(draw, x, y, style, s)
+        elif series.kind == "bars":
+            for x, y in zip(np.asarray(series.x, dtype=float), np.asarray(series.y, dtype=float)):
+                (x0, y0), (x1, y1) = (axes.px(x - BAR_WIDTH / 2, y), axes.px(x + BAR_WIDTH / 2, 0.0))
+                draw.rectangle([float(x0), float(y0), float(x1), float(y1)], fill=color)
         elif series.kind == "step":
             px, py = axes.px(series.x, series.y)
             keep = np.isfinite(px) & np.isfinite(py)
@@ -210,6 +224,8 @@ def _legend(image, draw, panel: Panel, axes: _Axes):
         cy = y0 + 4 * s + line_height * k + line_height / 2
         if series.kind == "points":
             _marker(draw, x0 + 14 * s, cy, style, s)
+        elif series.kind == "bars":
+            draw.rectangle([x0 + 8 * s, cy - 5 * s, x0 + 22 * s, cy + 5 * s], fill=_rgb(style["color"]))
         else:
             step = 3 * s if style.get("dashed") else 20 * s
             for x in range(int(x0 + 5 * s), int(x0 + 25 * s), step * 2 if style.get("dashed") else step):

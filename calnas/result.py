@@ -17,7 +17,8 @@ from calnas.plain import jsonable
 
 FLOAT_FORMAT = "%.12g"  # fixed, so that the same run writes the same bytes
 # The figures SearchResult.save writes (by key of its returned paths); one it does not draw is removed.
-FIGURE_FILES = {"plot": "pareto.png", "hypervolume_plot": "hypervolume.png", "reliability_plot": "reliability.png"}
+FIGURE_FILES = {"plot": "pareto.png", "hypervolume_plot": "hypervolume.png", "reliability_plot": "reliability.png",
+                "rung_plot": "rungs.png"}
 
 
 @dataclass
@@ -90,11 +91,14 @@ class SearchResult:
         self.trials.to_csv(paths["trials"], index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
         paths["summary"].write_text(json.dumps(jsonable(self.summary()), indent=2) + "\n")
         if plot:  # drawn with Pillow (calnas.raster), after the results are written
-            from calnas.plots import hypervolume_spec, pareto_spec
+            from calnas.plots import hypervolume_spec, pareto_spec, rung_spec
             from calnas.raster import render
 
             paths["plot"] = render(pareto_spec(self), out / FIGURE_FILES["plot"])
             paths["hypervolume_plot"] = render(hypervolume_spec(self), out / FIGURE_FILES["hypervolume_plot"])
+            rungs = rung_spec(self)  # an early-stopping search: how far each trial trained
+            if rungs is not None:
+                paths["rung_plot"] = render(rungs, out / FIGURE_FILES["rung_plot"])
             reliability = out / FIGURE_FILES["reliability_plot"]
             if self.plot_reliability(reliability) is not None:  # a live search's trained front members
                 paths["reliability_plot"] = reliability

@@ -52,6 +52,23 @@ def test_a_point_is_drawn_where_its_value_is(tmp_path):
     assert abs(xs.mean() - centre[0]) <= 1.5 and abs(ys.mean() - centre[1]) <= 1.5  # only that marker is orange
 
 
+def test_bars_stand_on_zero_at_their_positions_under_their_labels(tmp_path):
+    panel = Panel("x", "y", xticks=((0.0, "1"), (1.0, "16")))
+    panel.series.append(Series("bars", "completed", "bars", np.array([0.0, 1.0]), np.array([4.0, 2.0])))
+    image = np.asarray(Image.open(render(FigureSpec("t", [panel], cols=1, panel_size=(5.0, 4.0)),
+                                         tmp_path / "b.png")).convert("RGB")).astype(int)
+    orange = np.array([int(STYLES["completed"]["color"][i:i + 2], 16) for i in (1, 3, 5)])
+    ys, xs = np.nonzero(np.all(np.abs(image - orange) <= 10, axis=2))
+    left, right = MARGINS["left"], image.shape[1] - MARGINS["right"]
+    mid = (left + right) / 2
+    first, second = ys[xs < mid], ys[xs >= mid]
+    assert first.max() == pytest.approx(second.max(), abs=2)  # both stand on the same baseline
+    height = first.max() - first.min(), second.max() - second.min()
+    assert height[0] == pytest.approx(2 * height[1], rel=0.05)  # 4 vs 2
+    figure = to_matplotlib(FigureSpec("t", [panel], cols=1, panel_size=(5.0, 4.0)))
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["1", "16"]
+
+
 def test_search_files_are_drawn_without_matplotlib(tmp_path):
     code = ("import sys, calnas; r = calnas.search(objectives='acc,ece', budget=20, seed=0); "
             f"r.save({str(tmp_path)!r}); print('matplotlib' in sys.modules)")

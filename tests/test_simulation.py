@@ -87,6 +87,28 @@ def test_early_stopping_trains_fewer_epochs_than_full_fidelity_for_the_same_arch
     assert full.info["simulation"]["early_stopping"] == "none"
 
 
+def test_the_figures_show_hypervolume_against_time_and_the_rung_histogram(curves_csv, tmp_path):
+    from calnas.plots import hypervolume_spec, rung_spec
+
+    asha = _search(curves_csv, early_stopping="asha", eta=2, simulated_workers=4)
+    panels = hypervolume_spec(asha).panels
+    assert [p.xlabel for p in panels] == ["evaluations", "simulated wall-clock (s)", "training seconds spent"]
+    ordered = asha.trials.sort_values("sim_end", kind="stable")
+    np.testing.assert_array_equal(panels[1].series[0].x, ordered["sim_end"].to_numpy())
+    np.testing.assert_array_equal(panels[2].series[0].y, ordered["hypervolume_at_end"].to_numpy())
+    bars = {s.style: dict(zip(s.x, s.y)) for s in rung_spec(asha).panels[0].series}
+    ticks = dict(rung_spec(asha).panels[0].xticks)
+    counted = {int(ticks[x]): n for style in bars for x, n in bars[style].items()}
+    assert counted == {int(e): n for e, n in asha.info["simulation"]["rung_histogram"].items() if n}
+    assert sum(bars["completed"].values()) == (asha.trials["stopped"] == "completed").sum()
+    paths = asha.save(tmp_path / "a")
+    assert paths["rung_plot"].name == "rungs.png" and paths["rung_plot"].stat().st_size > 0
+    # a full-fidelity search has no rungs: no figure, and none left from an earlier search there
+    full = _search(curves_csv, simulated_workers=2)
+    assert rung_spec(full) is None and "rung_plot" not in full.save(tmp_path / "a")
+    assert not (tmp_path / "a" / "rungs.png").exists()
+
+
 def test_budget_epochs_stops_the_search(curves_csv):
     result = _search(curves_csv, budget=200, early_stopping="asha", eta=2, budget_epochs=100, simulated_workers=3)
     assert 100 <= result.info["epochs_trained"] < 100 + 3 * 8
