@@ -103,6 +103,8 @@ class LiveEvaluator(Evaluator):
             self._splits()  # the data's problems are one-line errors before a study or worker starts
         self._pin = pin_threads or stream > 0
         self._device_name = _device_for(config, stream)
+        if stream == 0:  # every worker's device, before a table, study or worker exists
+            _check_devices(config)
         # ``prepared``: (candidates, costs, prechecked) of another evaluator of the same space, dataset,
         # constraints and dedupe (the recipes of a joint search), which do not depend on the protocol.
         self._candidates, self._costs, self._prechecked = prepared or _candidates(self.space, self.dataset, spec,
@@ -337,6 +339,13 @@ def _device_for(config: LiveConfig, stream: int) -> str:
         raise UserError("devices name GPUs; they need device cuda or auto, not cpu")
     chosen = config.devices[stream % len(config.devices)]
     return chosen if chosen.startswith("cuda") else f"cuda:{chosen}"
+
+
+def _check_devices(config: LiveConfig) -> None:
+    from calnas.live.evaluate import check_device
+
+    for stream in range(len(config.devices or ()) or 1):
+        check_device(_device_for(config, stream))
 
 
 def _candidates(space, dataset: str, spec, dedupe: str):
