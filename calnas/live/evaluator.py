@@ -23,7 +23,10 @@ which :mod:`calnas.live.factory` builds:
   after writing its row) is never trained twice; ``cache`` tables of the same protocol answer
   without training as well.
 * A training that fails or diverges (non-finite outputs) is an evaluation with its reason: it
-  counts, is never on the front, and the search goes on.
+  counts, is never on the front, and the search goes on, unless a worker's first evaluations
+  all fail with one kind of error (:data:`calnas.worker_loop.FIRST_FAILURES`): then it stops
+  with that error. The devices and the training seed are checked in ``__init__``, before a
+  table, protocol or study is written.
 
 Without a table that covers the space under the same protocol, the summary's hypervolume is in
 the objectives' own units (:meth:`LiveEvaluator.own_reference`); with one (a ``cache`` that
