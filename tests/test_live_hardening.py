@@ -86,9 +86,24 @@ def test_cache_rows_are_checked_as_the_table_outs_are(capsys, tmp_path, built, f
             "torn-and-bad": _with_cell(built, "acc", "abc") + b"17,x"}[case]
     table = copy_table(built, tmp_path, rows=rows)
     before = sha(table)
-    refused(capsys, "search", "--live", *TINY, "--budget", "1", "--out", tmp_path / "o", flag, table, match=match)
+    refused(capsys, "search", "--live", *TINY, "--budget", "1", "--out", tmp_path / "o", flag, table,
+            "--storage", f"sqlite:///{tmp_path}/s.db", match=match)
     assert sha(table) == before
-    assert not (tmp_path / "o").exists()  # refused before the study or the table file
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s.db").exists()  # refused before the study exists
+    if flag == "--table-out":  # a joint search's recipe tables are held to the same rules
+        recipe_table = tmp_path / "t.ce.csv"
+        shutil.copy(table, recipe_table)
+        shutil.copy(tmp_path / "t.csv.protocol.json", tmp_path / "t.ce.csv.protocol.json")
+        refused(capsys, "search", "--live", *TINY, "--budget", "1", "--recipes", "ce,mixup", "--out", tmp_path / "o",
+                flag, table, "--storage", f"sqlite:///{tmp_path}/s.db", match=match)
+        assert sha(recipe_table) == before and not (tmp_path / "s.db").exists()
+
+
+def test_a_table_out_in_a_folder_that_cannot_be_made_is_refused_before_the_study(capsys, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    refused(capsys, "search", "--live", *TINY, "--budget", "1", "--out", tmp_path / "o", "--table-out",
+            tmp_path / "file" / "t.csv", "--storage", f"sqlite:///{tmp_path}/s.db", match="is not a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 @pytest.mark.parametrize("flag,what", [("--cache", "cache table"), ("--table-out", "table file")])

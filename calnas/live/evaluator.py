@@ -114,6 +114,8 @@ class LiveEvaluator(Evaluator):
                                                                                   dedupe)
         self._caches = []
         self.add_caches(config.cache)
+        if stream == 0 and config.table_out is not None:
+            TableFile.check(Path(config.table_out).expanduser(), self._record, _columns())  # before the study exists
         self._memory: dict[int, dict] = {}  # rows trained in this process
         self._diagrams: dict[int, dict] = {}  # their reliability-diagram data, as trial attributes
         self.table_path = table_path

@@ -201,27 +201,40 @@ class TableFile:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     @staticmethod
-    def prepare(path: str | os.PathLike, record: dict, columns: list[str]) -> None:
-        """Create the file (header) and its protocol.json, or check an existing one's protocol and
-        cut a torn last line. In the searching process only, before any worker starts."""
-        path = Path(path)
-        meta_path = protocol_path(path)
-        if path.exists():
-            from calnas.files import check_input
+    def check(path: str | os.PathLike, record: dict, columns: list[str]) -> list[str] | None:
+        """Read-only: the layout of an existing table file of this protocol whose every complete
+        row is sound, None when there is none yet (then it can be created); anything else is a
+        UserError. A live search runs it on ``--table-out`` before a study exists."""
+        from calnas.files import check_input, check_output_file
 
-            check_input(path, "table file", "table")  # a folder, a device or a pipe is no table file
-        if path.exists() and path.stat().st_size > 0:
-            if not meta_path.is_file():
-                raise UserError(f"table file {path} has no {meta_path.name}; only a calnas table of the same protocol "
-                                "can be added to, choose another table file")
-            if protocol_identity(read_protocol(meta_path)) != protocol_identity(record):
-                raise UserError(f"table file {path} holds rows of another protocol or seed ({meta_path}); "
-                                "choose another table file")
-            layout = file_columns(path, columns)
-            data = path.read_bytes()
-            # Every complete row is checked before anything is trained, and before read_done cuts an
-            # incomplete last line (a killed write): a file refused here stays as it was.
-            parse_lines(data[:data.rfind(b"\n") + 1], layout, header=True, path=path)
+        path = Path(path)
+        if not path.exists():
+            check_output_file(path, "table file", new_folders=True)  # its folder can be created and written
+            return None
+        check_input(path, "table file", "table")  # a folder, a device or a pipe is no table file
+        if path.stat().st_size == 0:
+            return None
+        meta_path = protocol_path(path)
+        if not meta_path.is_file():
+            raise UserError(f"table file {path} has no {meta_path.name}; only a calnas table of the same protocol "
+                            "can be added to, choose another table file")
+        if protocol_identity(read_protocol(meta_path)) != protocol_identity(record):
+            raise UserError(f"table file {path} holds rows of another protocol or seed ({meta_path}); "
+                            "choose another table file")
+        layout = file_columns(path, columns)
+        data = path.read_bytes()
+        # Every complete row is checked before anything is trained, and before prepare's read_done
+        # cuts an incomplete last line (a killed write): a file refused here stays as it was.
+        parse_lines(data[:data.rfind(b"\n") + 1], layout, header=True, path=path)
+        return layout
+
+    @staticmethod
+    def prepare(path: str | os.PathLike, record: dict, columns: list[str]) -> None:
+        """Create the file (header) and its protocol.json, or check an existing one (:meth:`check`)
+        and cut a torn last line. In the searching process only, before any worker starts."""
+        path = Path(path)
+        layout = TableFile.check(path, record, columns)
+        if layout is not None:
             read_done(path, layout)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
