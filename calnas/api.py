@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from calnas import record as rec
-from calnas.checks import check_int, check_seed
+from calnas.checks import check_int, check_seed, check_workers
 from calnas.errors import UserError
 from calnas.evaluators import Evaluator, TableEvaluator
 from calnas.result import SearchResult
@@ -87,6 +87,8 @@ def prepare(benchmark=None, objectives=DEFAULTS["objectives"], constraints=None,
     """(evaluator, objective spec) of a search, every input checked: what :func:`search` runs."""
     from calnas import objectives as objectives_module
 
+    workers = check_workers(workers)  # before a live evaluator loads data
+
     if live is not None:
         if benchmark is not None:
             raise UserError("benchmark and live exclude each other; name tables that answer without training "
@@ -111,7 +113,7 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
 
     budget = check_int("budget", budget, minimum=1)
     seed = check_seed(seed)
-    workers = check_int("workers", workers, minimum=1)
+    workers = check_workers(workers)
     persistent = is_persistent(storage)
     if workers > 1 and not persistent:
         raise UserError(f"workers={workers} needs a persistent storage (sqlite:///FILE.db, journal:///FILE.log or "

@@ -15,6 +15,9 @@ from calnas.errors import UserError
 
 SEED_RANGE = 2**32  # numpy's RandomState, which Optuna's samplers and live training use, takes seeds below this
 DEDUPE_MODES = ("arch", "iso")
+# Processes one machine runs for a search or a table build (each a Python process with torch,
+# about 0.3 GiB): far above any machine's cores, far below what would exhaust its memory.
+MAX_WORKERS = 256
 
 
 def check_int(name: str, value, *, minimum: int, maximum: int | None = None) -> int:
@@ -36,6 +39,11 @@ def check_int(name: str, value, *, minimum: int, maximum: int | None = None) -> 
 def check_seed(value, name: str = "seed") -> int:
     """A seed numpy, torch and Optuna all take."""
     return check_int(name, value, minimum=0, maximum=SEED_RANGE - 1)
+
+
+def check_workers(value, name: str = "workers") -> int:
+    """A worker count one machine can hold (:data:`MAX_WORKERS`)."""
+    return check_int(name, value, minimum=1, maximum=MAX_WORKERS)
 
 
 def check_dedupe(dedupe) -> str:

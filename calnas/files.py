@@ -27,6 +27,7 @@ MAX_BYTES = {
     "predictions": 8 * GIB,  # logits + probs of 50,000 images x 1,000 classes in float64: 0.8 GiB
     "config": 1024**2,       # a YAML of options
     "protocol": 1024**2,     # a build's protocol.json
+    "dataset": 4 * GIB,      # a live .npz dataset, read whole into memory as float32 (4 bytes a uint8 pixel)
 }
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
 LOCK_NAME = ".calnas.lock"
@@ -97,6 +98,29 @@ def check_input(path, what: str, kind: str) -> Path:
         raise UserError(f"{what} {str(path)!r} holds {_size_text(size)}; calnas reads at most "
                         f"{_size_text(limit)} for a {kind} file")
     return path
+
+
+def check_npz_member(path, archive: zipfile.ZipFile, key: str, expected: str) -> None:
+    """An .npz member's header declares its shape, and numpy allocates that much before reading:
+    a member that is not an array, or holds fewer bytes than it declares (a damaged or forged
+    file), is refused before anything is allocated (``expected`` completes the message)."""
+    import numpy as np
+
+    name = key + ".npy"
+    if name not in archive.namelist():
+        raise UserError(f"{path}: {key} is not a numpy array; expected {expected}")
+    info = archive.getinfo(name)
+    try:
+        with archive.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_2_0 if version >= (2, 0) else np.lib.format.read_array_header_1_0
+            shape, _, dtype = read(fh)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise UserError(f"{path}: {key} is not a readable numpy array ({str(exc)[:120]}); expected {expected}") from None
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if declared > info.file_size:
+        raise UserError(f"{path}: array {key} declares shape {shape} ({declared} bytes) but holds "
+                        f"{info.file_size} bytes (a damaged file?); expected {expected}")
 
 
 def _writable_dir(folder: Path) -> bool:

@@ -13,7 +13,9 @@ classes (``dedupe="iso"``) evaluated. The duplicate rule:
 * after ``MAX_REPEATS`` such proposals in a row, the next trial is a random architecture not
   evaluated yet, drawn from the seed and the study's history, so the loop always ends
   (:func:`fallback_position`);
-* the search stops at the budget or when every architecture (class) is evaluated.
+* the search stops at the budget or when every architecture (class) is evaluated;
+* when a worker's first evaluations all fail with one kind of error (:data:`FIRST_FAILURES` of
+  them, or fewer when the run ends sooner) it stops with that error, as a UserError.
 
 Same seed, same inputs: the same trials in the same order. calnas's own searchers derive each
 proposal's randomness from the seed and the study's history, so a search stopped (or killed)
@@ -30,10 +32,15 @@ import numpy as np
 from calnas import record as rec
 from calnas.checks import SEED_RANGE
 from calnas.constraints import store_constraints
+from calnas.errors import UserError
 from calnas.evaluators import Evaluator, objective_values
 from calnas.optuna_compat import storage_of, tell, trial_id_of
 
 MAX_REPEATS = 3
+# A run whose first evaluations in this process all fail with the same kind of error (a diverging
+# learning rate, a device that cannot train) stops with that error instead of spending the
+# whole budget on it: after FIRST_FAILURES of them, or at the end of a shorter run.
+FIRST_FAILURES = 3
 POLL_S = 0.05  # how often a worker waiting for others re-reads the study
 
 
@@ -107,6 +114,7 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
         record.told(trial.number, trial_id_of(trial), TrialState.FAIL if values is None else TrialState.COMPLETE,
                     trial.params, {mark: value, **enqueued_marks(trial)}, values, constraints or ())
 
+    failures: list = []  # this process's evaluations' failure reasons (None: one that succeeded), the first few
     record.update()
     checked = time.monotonic()
     reported = None  # report first with what the study already holds (a resumed search), then as it grows
@@ -126,6 +134,7 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
                     continue
             if done >= n_keys and done < budget:
                 study.set_user_attr(rec.EXHAUSTED_ATTR, True)
+            _stop_on_first_failures(failures, final=True)
             return record
         held = done + len(record.running_holders())
         if held >= budget or held >= n_keys:
@@ -176,8 +185,11 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
                 tell_free(trial, rec.OVER_BUDGET)
                 continue
             streak = 0
-            _evaluate(study, trial, evaluator, spec, position, candidates, persistent, stream,
-                      constraint_names if constrained else None, record)
+            evaluation = _evaluate(study, trial, evaluator, spec, position, candidates, persistent, stream,
+                                   constraint_names if constrained else None, record)
+            if len(failures) < FIRST_FAILURES:
+                failures.append(evaluation.failure)
+                _stop_on_first_failures(failures)
             if progress is not None:
                 progress(record.n_done, budget)
         except UpdateFinishedTrialError:
@@ -191,6 +203,19 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
             raise
         finally:
             record.mine.discard(trial.number)
+
+
+def _stop_on_first_failures(failures: list, *, final: bool = False) -> None:
+    """Raise a UserError when ``failures`` (this process's first evaluations) all failed with one
+    kind of error: :data:`FIRST_FAILURES` of them, or with ``final`` (the run is over) any."""
+    if not failures or (len(failures) < FIRST_FAILURES and not final) or None in failures:
+        return
+    kinds = {reason.partition(": ")[0] for reason in failures}
+    if len(kinds) == 1:
+        kind, _, text = failures[0].partition(": ")
+        reason = text if kind == "UserError" else failures[0]  # a UserError's text says it all
+        count = "the only evaluation" if len(failures) == 1 else f"the first {len(failures)} evaluations all"
+        raise UserError(f"stopped: {count} failed: {reason}")
 
 
 def enqueued_marks(trial) -> dict:
@@ -226,7 +251,7 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
     if not evaluation.ok:
         tell(study, trial, state=TrialState.FAIL)
         record.told(trial.number, trial_id_of(trial), TrialState.FAIL, trial.params, {**attrs, **enqueued_marks(trial)})
-        return
+        return evaluation
     values, raw = objective_values(spec, evaluation.metrics)
     violations = ()
     if constraint_names is not None:
@@ -235,6 +260,7 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
     tell(study, trial, values)
     record.told(trial.number, trial_id_of(trial), TrialState.COMPLETE, trial.params, {**attrs, **enqueued_marks(trial)},
                 values, violations)
+    return evaluation
 
 
 def _abandon(study, trial) -> None:

@@ -194,13 +194,14 @@ def test_cost_constraints_are_checked_before_training(tmp_path):
                       live=calnas.LiveConfig(dataset="digits", protocol=TINY))
 
 
-def test_a_diverging_training_is_a_failed_evaluation_and_the_search_goes_on(tmp_path):
+def test_a_diverging_training_is_a_failed_evaluation_and_a_search_of_only_those_stops(tmp_path):
     exploding = Protocol(**{**TINY.settings(), "lr": 1e12})
-    result = calnas.search(objectives="acc,ece", budget=3, seed=0,
-                           live=calnas.LiveConfig(dataset="digits", protocol=exploding, table_out=tmp_path / "t.csv"))
-    assert result.evaluations == 3 and result.info["failed_evaluations"] == 3
-    assert len(result.front) == 0 and result.hypervolume == 0.0
-    assert result.trials["failure"].str.contains("diverged").all()
+    url = f"sqlite:///{tmp_path}/s.db"
+    with pytest.raises(UserError, match="the first 3 evaluations all failed: training diverged at epoch 1"):
+        calnas.search(objectives="acc,ece", budget=10, seed=0, storage=url, study_name="s",
+                      live=calnas.LiveConfig(dataset="digits", protocol=exploding, table_out=tmp_path / "t.csv"))
+    trials = stored_trials(url, "s")
+    assert len(trials) == 3 and all("diverged at epoch" in t.user_attrs["calnas_failure"] for t in trials)
     assert len(pd.read_csv(tmp_path / "t.csv")) == 0  # a failed evaluation writes no row
 
 

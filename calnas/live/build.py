@@ -219,9 +219,9 @@ def build_table(*, space: Space, protocol, out, seed: int = 0, data_root=None, l
     from calnas.metrics import PANEL_COLUMNS
 
     out = Path(out)
-    if workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
-    from calnas.checks import SEED_RANGE, check_int
+    from calnas.checks import SEED_RANGE, check_int, check_workers
+
+    workers = check_workers(workers, "--workers")
 
     seed = check_int("seed", seed, minimum=0, maximum=SEED_RANGE - 1)
     if not out.parent.is_dir():

@@ -104,6 +104,10 @@ class CurveRecorder:
             test = predict_logits(model, self.splits.test_x, device=self.device, batch_size=self.eval_batch_size)
         finally:
             model.train(was_training)
+        if not (np.isfinite(val).all() and np.isfinite(test).all()):
+            from calnas.live.train import diverged
+
+            raise diverged(epoch, "outputs")
         self.points.append({"epoch": int(epoch), **point_metrics(val, self.splits.val_y, test, self.splits.test_y)})
         self.final_logits = (val, test)
 

@@ -69,9 +69,9 @@ def resolve_dataset(dataset: str, data_root=None) -> tuple[str, str | None]:
     becomes ``npz:<hash>`` with the file as its data; a name stays itself with ``data_root``."""
     text = str(dataset).strip()
     if text.lower().endswith(".npz"):
-        path = Path(text).expanduser()
-        if not path.is_file():
-            raise UserError(f"dataset file {text!r} does not exist; expected a .npz with x_train, y_train, x_test, y_test")
+        from calnas.files import check_input
+
+        path = check_input(Path(text).expanduser(), "dataset file", "dataset")  # a folder x.npz says it is one
         if data_root is not None:
             raise UserError("--data-root does not apply to a .npz dataset (the file holds the data); leave it out")
         return NPZ_PREFIX + file_digest(path), str(path.resolve())
@@ -214,17 +214,31 @@ NPZ_VAL_FRACTION = 0.1  # of the training images, held out for temperature scali
 # NATS-Bench's networks halve the image twice (two residual reduction blocks whose strided conv
 # and pooled shortcut only agree on even sizes), so height and width must be multiples of 4.
 NPZ_SIDE_MULTIPLE = 4
+# Labels are 0..K-1 with K = 1 + the largest; K sizes the classifier layer and the metrics'
+# N x K arrays, so it is bounded (ImageNet has 1,000 classes).
+MAX_CLASSES = 10_000
+# Float pixels are taken as given, then standardised in float32; values beyond this (3e38 fits a
+# float32 but its square does not) are no image, and would train on NaN.
+MAX_PIXEL = 1e6
+NPZ_EXPECTED = "a .npz with x_train, y_train, x_test, y_test"
 
 
 def read_npz(path) -> dict:
     """The checked arrays of a user's .npz: images as float32 N x C x H x W (C = 1 or 3, uint8
     scaled to [0, 1], floats as given), labels int64 in 0..K-1 (K = 1 + the largest training
     label). Every problem is a one-line UserError naming the key."""
+    from calnas.files import check_npz_member
+
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            keys = [key for key in data.files if key in NPZ_REQUIRED + NPZ_OPTIONAL]
+            for key in keys:
+                check_npz_member(path.name, data.zip, key, NPZ_EXPECTED)  # before numpy allocates its shape
+            arrays = {key: data[key] for key in keys}
+    except UserError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as exc:  # AttributeError: one .npy
         raise UserError(f"cannot read {str(path)!r} as .npz ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
     missing = [key for key in NPZ_REQUIRED if key not in arrays]
     if missing:
@@ -237,9 +251,9 @@ def read_npz(path) -> dict:
     images = {s: _npz_images(path.name, f"x_{s}", arrays[f"x_{s}"]) for s in splits}
     labels = {s: _npz_labels(path.name, f"y_{s}", arrays[f"y_{s}"], len(images[s])) for s in splits}
     shape = images["train"].shape[1:]
-    if shape[1] % NPZ_SIDE_MULTIPLE or shape[2] % NPZ_SIDE_MULTIPLE:
-        raise UserError(f"{path.name}: x_train images are {_size(shape)}; expected height and width divisible by "
-                        f"{NPZ_SIDE_MULTIPLE} (the networks halve them twice; pad or crop the images)")
+    if min(shape[1:]) < NPZ_SIDE_MULTIPLE or shape[1] % NPZ_SIDE_MULTIPLE or shape[2] % NPZ_SIDE_MULTIPLE:
+        raise UserError(f"{path.name}: x_train images are {_size(shape)}; expected height and width of at least "
+                        f"{NPZ_SIDE_MULTIPLE} and divisible by {NPZ_SIDE_MULTIPLE} (the networks halve them twice; pad or crop the images)")
     for split in splits:
         if images[split].shape[1:] != shape:
             raise UserError(f"{path.name}: x_{split} images are {_size(images[split].shape[1:])}, x_train's "
@@ -272,8 +286,13 @@ def _npz_images(name: str, key: str, x: np.ndarray) -> np.ndarray:
     elif x.ndim != 4 or x.shape[1] not in (1, 3):
         raise UserError(f"{name}: {key} has shape {tuple(x.shape)}; expected N x H x W, N x H x W x C or "
                         "N x C x H x W with C = 1 or 3")
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise UserError(f"{name}: {key} holds NaN or infinite values")
+    if x.dtype.kind == "f" and x.size:
+        if not np.isfinite(x).all():
+            raise UserError(f"{name}: {key} holds NaN or infinite values")
+        largest = float(np.abs(x).max())
+        if largest > MAX_PIXEL:
+            raise UserError(f"{name}: {key} holds the value {largest:.3g}; expected pixel values of at most "
+                            f"{MAX_PIXEL:.0e} in size (e.g. 0..1 or 0..255)")
     return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
 
 
@@ -282,8 +301,12 @@ def _npz_labels(name: str, key: str, y: np.ndarray, n: int) -> np.ndarray:
         raise UserError(f"{name}: {key} has dtype {y.dtype}; expected integer labels")
     if y.ndim != 1 or len(y) != n:
         raise UserError(f"{name}: {key} has shape {tuple(y.shape)}; expected one label per image ({n},)")
+    # Checked in the file's own dtype: a uint64 2^64-1 would wrap to -1 as int64.
     if len(y) and y.min() < 0:
         raise UserError(f"{name}: {key} has negative labels (min {int(y.min())}); expected 0..K-1")
+    if len(y) and y.max() >= MAX_CLASSES:
+        raise UserError(f"{name}: {key} has label {int(y.max())}; expected labels 0..K-1 with at most "
+                        f"{MAX_CLASSES:,} classes")
     return y.astype(np.int64)
 
 

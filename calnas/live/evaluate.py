@@ -29,19 +29,34 @@ def resolve_space(arch) -> Space:
     return infer_space([arch])
 
 
+def check_device(device) -> str:
+    """``device`` as calnas spells it (auto, cpu, cuda, cuda:N), refused unless this machine has
+    it: a CUDA device needs CUDA and, for cuda:N, at least N + 1 GPUs. torch is imported only
+    for a CUDA name."""
+    name = str(device).strip().lower()
+    if name in ("auto", "cpu"):
+        return name
+    head, _, number = name.partition(":")
+    if head != "cuda" or (_ and not (number.isascii() and number.isdigit())):
+        raise UserError(f"unknown device {str(device)[:40]!r}; expected auto, cpu, cuda or cuda:N")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError(f"device {str(device)!r} requested but CUDA is not available here; use --device cpu or auto")
+    count = torch.cuda.device_count()
+    if number and int(number) >= count:
+        raise UserError(f"device {str(device)!r} requested but this machine has {count} GPU"
+                        f"{'s' if count != 1 else ''} (cuda:0{f'..cuda:{count - 1}' if count > 1 else ''})")
+    return name
+
+
 def resolve_device(device: str):
     import torch
 
-    name = str(device).strip().lower()
+    name = check_device(device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"device {device!r} requested but CUDA is not available here; use --device cpu or auto")
-        return torch.device(name)
-    raise UserError(f"unknown device {device!r}; expected auto, cpu or cuda")
+    return torch.device(name)
 
 
 def make_protocol(space: Space, dataset: str, *, protocol: Protocol | None = None, epochs=None,
@@ -182,7 +197,9 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
         val_logits = predict_logits(model, splits.val_x, device=device, batch_size=protocol.eval_batch_size)
         test_logits = predict_logits(model, splits.test_x, device=device, batch_size=protocol.eval_batch_size)
     if not (np.isfinite(val_logits).all() and np.isfinite(test_logits).all()):
-        raise UserError(f"training diverged for {arch} (non-finite logits); try a smaller learning rate")
+        from calnas.live.train import diverged
+
+        raise diverged(protocol.epochs, "outputs")
     metrics = calibration_panel(None, splits.test_y, logits=test_logits, val_logits=val_logits,
                                 val_labels=splits.val_y)
     metrics.update(calibrator_columns(test_logits, splits.test_y, val_logits, splits.val_y))  # post_ECE_15@dirichlet ...

@@ -23,7 +23,10 @@ which :mod:`calnas.live.factory` builds:
   after writing its row) is never trained twice; ``cache`` tables of the same protocol answer
   without training as well.
 * A training that fails or diverges (non-finite outputs) is an evaluation with its reason: it
-  counts, is never on the front, and the search goes on.
+  counts, is never on the front, and the search goes on, unless a worker's first evaluations
+  all fail with one kind of error (:data:`calnas.worker_loop.FIRST_FAILURES`): then it stops
+  with that error. The devices and the training seed are checked in ``__init__``, before a
+  table, protocol or study is written.
 
 Without a table that covers the space under the same protocol, the summary's hypervolume is in
 the objectives' own units (:meth:`LiveEvaluator.own_reference`); with one (a ``cache`` that
@@ -103,12 +106,16 @@ class LiveEvaluator(Evaluator):
             self._splits()  # the data's problems are one-line errors before a study or worker starts
         self._pin = pin_threads or stream > 0
         self._device_name = _device_for(config, stream)
+        if stream == 0:  # every worker's device, before a table, study or worker exists
+            _check_devices(config)
         # ``prepared``: (candidates, costs, prechecked) of another evaluator of the same space, dataset,
         # constraints and dedupe (the recipes of a joint search), which do not depend on the protocol.
         self._candidates, self._costs, self._prechecked = prepared or _candidates(self.space, self.dataset, spec,
                                                                                   dedupe)
         self._caches = []
         self.add_caches(config.cache)
+        if stream == 0 and config.table_out is not None:
+            TableFile.check(Path(config.table_out).expanduser(), self._record, _columns())  # before the study exists
         self._memory: dict[int, dict] = {}  # rows trained in this process
         self._diagrams: dict[int, dict] = {}  # their reliability-diagram data, as trial attributes
         self.table_path = table_path
@@ -337,6 +344,13 @@ def _device_for(config: LiveConfig, stream: int) -> str:
         raise UserError("devices name GPUs; they need device cuda or auto, not cpu")
     chosen = config.devices[stream % len(config.devices)]
     return chosen if chosen.startswith("cuda") else f"cuda:{chosen}"
+
+
+def _check_devices(config: LiveConfig) -> None:
+    from calnas.live.evaluate import check_device
+
+    for stream in range(len(config.devices or ()) or 1):
+        check_device(_device_for(config, stream))
 
 
 def _candidates(space, dataset: str, spec, dedupe: str):

@@ -26,9 +26,10 @@ from calnas import record as rec
 from calnas.errors import UserError
 from calnas.evaluators import Candidates, Evaluation, Evaluator
 from calnas.live.config import LiveConfig
-from calnas.live.evaluator import HEARTBEAT_S, STALE_S, TABLE_NOTE, LiveEvaluator, chosen_table, set_notes
+from calnas.live.evaluator import HEARTBEAT_S, STALE_S, TABLE_NOTE, LiveEvaluator, _columns, chosen_table, set_notes
 from calnas.live.protocol_file import protocol_identity, protocol_path, read_protocol
 from calnas.live.recipes import expand_recipes
+from calnas.live.table_file import TableFile
 from calnas.spaces import RECIPE_SEPARATOR, RecipeSpace, get_space
 
 RECIPE_TABLES_NOTE = "recipe_tables"  # the study's note (and summary key): recipe -> its table file
@@ -74,6 +75,9 @@ class JointLiveEvaluator(Evaluator):
         for recipe, paths in caches.items():
             if paths:
                 self.parts[recipe].add_caches(paths)
+        if stream == 0 and config.table_out is not None:  # each recipe's table, before the study is created
+            for recipe, part in self.parts.items():
+                TableFile.check(recipe_table_path(Path(config.table_out).expanduser(), recipe), part._record, _columns())
         first = self.parts[self.recipes[0]]
         self.dataset, self.name = first.dataset, first.name
         self.seed = first.seed

@@ -21,6 +21,11 @@ from calnas.live.recipes import DEFAULT_RECIPE, canonical_recipe
 # Optimisers train() knows, as recorded; --optimizer takes them in any case. Adam uses lr and
 # weight_decay (L2, torch.optim.Adam's) and ignores momentum/nesterov.
 OPTIMIZERS = ("SGD", "Adam")
+# Upper bounds of the size settings (docs/inputs.md, Limits): far above any protocol calnas or
+# NATS-Bench trains (200 epochs, C = 16, N = 5), low enough that a training ends and that one
+# network fits a machine: a TSS network's weights grow with C^2 * N, and the widest at C = 256,
+# N = 5 has 0.39 G parameters (1.2 G at N = 16, about 15 GB to train).
+MAX_SIZES = {"epochs": 10_000, "channels": 256, "cells": 16, "batch_size": 65_536}
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,10 @@ class Protocol:
     threads: int | None = None      # torch threads (None: torch's default)
 
     def __post_init__(self) -> None:
+        from calnas.checks import check_int
+
+        for key, most in MAX_SIZES.items():
+            object.__setattr__(self, key, check_int(key, getattr(self, key), minimum=1, maximum=most))
         # Recorded spellings: the recipe as NAME:PARAM, the optimiser as in OPTIMIZERS.
         object.__setattr__(self, "recipe", canonical_recipe(self.recipe))
         object.__setattr__(self, "optimizer", canonical_optimizer(self.optimizer))
@@ -61,10 +70,7 @@ class Protocol:
         return cls(**normalise_settings(settings))
 
     def with_overrides(self, **changes) -> "Protocol":
-        clean = {k: v for k, v in changes.items() if v is not None}
-        for key in ("epochs", "channels", "cells", "batch_size"):
-            if key in clean and int(clean[key]) < 1:
-                raise UserError(f"{key} must be at least 1, got {clean[key]}")
+        clean = {k: v for k, v in changes.items() if v is not None}  # sizes are checked by __post_init__
         if "lr" in clean:
             lr = clean["lr"]
             if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):

@@ -142,24 +142,51 @@ class RowWriter:
         self._fh.close()
 
 
+# Columns holding text; every other column of a table file holds a number (or nothing).
+TEXT_COLUMNS = ("config", "arch", "recipe")
+
+
 def parse_lines(data: bytes, columns: list[str], *, header: bool, path) -> dict[int, dict]:
-    """Complete lines of a table file, by index (a row written before recipes gains ``ce``)."""
-    reader = csv.reader(io.StringIO(data.decode("utf-8")))
-    if header:
-        first = next(reader, None)
-        if first is not None and first != columns:
+    """Complete lines of a table file, by index (a row written before recipes gains ``ce``).
+    The one reader of a table's rows, so every file that answers a search (its own table, a
+    cache) is held to the same rules: UTF-8 CSV, the layout's header, an index of ASCII digits and
+    a number (or nothing) in every column but :data:`TEXT_COLUMNS`; anything else is a UserError."""
+    try:
+        reader = csv.reader(io.StringIO(data.decode("utf-8")))
+        first = next(reader, None) if header else None
+        if header and first is not None and first != columns:
             raise UserError(f"{path} has different columns from a calnas table of this metric panel; "
                             "choose another table file")
-    rows = {}
-    older = "recipe" not in columns  # a table written before recipes: its rows trained with ce
-    for values in reader:
-        if len(values) != len(columns):
-            raise UserError(f"{path} has a malformed row (index {values[0] if values else '?'}); fix or remove it")
-        row = dict(zip(columns, values))
-        if older:
-            row["recipe"] = DEFAULT_RECIPE
-        rows[int(row["index"])] = row
+        rows = {}
+        older = "recipe" not in columns  # a table written before recipes: its rows trained with ce
+        numeric = [c for c in columns if c not in TEXT_COLUMNS and c != "index"]
+        for values in reader:
+            index = values[0][:20] if values else "?"
+            if len(values) != len(columns) or not (values[0].isascii() and values[0].isdigit()):
+                raise UserError(f"{path} has a malformed row (index {index!r}); fix or remove it")
+            row = dict(zip(columns, values))
+            for column in numeric:
+                if not _number(row[column]):
+                    raise UserError(f"{path} has a malformed row (index {index!r}): {column} holds "
+                                    f"{row[column][:20]!r}, not a number; fix or remove it")
+            if older:
+                row["recipe"] = DEFAULT_RECIPE
+            rows[int(row["index"])] = row
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text; expected a CSV table calnas built") from None
+    except csv.Error as exc:
+        raise UserError(f"{path} is not a readable CSV table ({exc}); expected a table calnas built") from None
     return rows
+
+
+def _number(text: str) -> bool:
+    if text == "":
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class TableFile:
@@ -174,21 +201,41 @@ class TableFile:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     @staticmethod
-    def prepare(path: str | os.PathLike, record: dict, columns: list[str]) -> None:
-        """Create the file (header) and its protocol.json, or check an existing one's protocol and
-        cut a torn last line. In the searching process only, before any worker starts."""
+    def check(path: str | os.PathLike, record: dict, columns: list[str]) -> list[str] | None:
+        """Read-only: the layout of an existing table file of this protocol whose every complete
+        row is sound, None when there is none yet (then it can be created); anything else is a
+        UserError. A live search runs it on ``--table-out`` before a study exists."""
+        from calnas.files import check_input, check_output_file
+
         path = Path(path)
+        if not path.exists():
+            check_output_file(path, "table file", new_folders=True)  # its folder can be created and written
+            return None
+        check_input(path, "table file", "table")  # a folder, a device or a pipe is no table file
+        if path.stat().st_size == 0:
+            return None
         meta_path = protocol_path(path)
-        if path.is_dir():
-            raise UserError(f"table file {str(path)!r} is a directory; expected a CSV file path")
-        if path.exists() and path.stat().st_size > 0:
-            if not meta_path.is_file():
-                raise UserError(f"table file {path} has no {meta_path.name}; only a calnas table of the same protocol "
-                                "can be added to, choose another table file")
-            if protocol_identity(read_protocol(meta_path)) != protocol_identity(record):
-                raise UserError(f"table file {path} holds rows of another protocol or seed ({meta_path}); "
-                                "choose another table file")
-            read_done(path, file_columns(path, columns))  # cuts an incomplete last line (a killed write), checks the header
+        if not meta_path.is_file():
+            raise UserError(f"table file {path} has no {meta_path.name}; only a calnas table of the same protocol "
+                            "can be added to, choose another table file")
+        if protocol_identity(read_protocol(meta_path)) != protocol_identity(record):
+            raise UserError(f"table file {path} holds rows of another protocol or seed ({meta_path}); "
+                            "choose another table file")
+        layout = file_columns(path, columns)
+        data = path.read_bytes()
+        # Every complete row is checked before anything is trained, and before prepare's read_done
+        # cuts an incomplete last line (a killed write): a file refused here stays as it was.
+        parse_lines(data[:data.rfind(b"\n") + 1], layout, header=True, path=path)
+        return layout
+
+    @staticmethod
+    def prepare(path: str | os.PathLike, record: dict, columns: list[str]) -> None:
+        """Create the file (header) and its protocol.json, or check an existing one (:meth:`check`)
+        and cut a torn last line. In the searching process only, before any worker starts."""
+        path = Path(path)
+        layout = TableFile.check(path, record, columns)
+        if layout is not None:
+            read_done(path, layout)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", encoding="utf-8", newline="") as fh:
@@ -241,9 +288,9 @@ class CacheTable:
     def __post_init__(self) -> None:
         path = Path(self.path)
         meta_path = protocol_path(path)
-        if not path.is_file():
-            raise UserError(f"cache table {str(path)!r} does not exist; expected a table calnas built "
-                            "(calnas table build or search --live)")
+        from calnas.files import check_input
+
+        check_input(path, "cache table", "table")  # missing, a folder, a device: each in its own words
         if not meta_path.is_file():
             raise UserError(f"cache table {path} has no {meta_path.name}; only a table whose protocol is known "
                             "can answer without training")

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from calnas.errors import UserError
 from calnas.live.datasets import Splits
 from calnas.live.losses import make_objective
 from calnas.live.networks import logits_of
@@ -95,7 +96,11 @@ def train(model: torch.nn.Module, splits: Splits, protocol: Protocol, *, device:
             loss.backward()
             optimizer.step()
             step += 1
-            epoch_loss += float(loss.detach()) * len(idx)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                # Stopped here: the epoch's hooks and the metrics would only report NaN in their own words.
+                raise diverged(epoch + 1, "loss")
+            epoch_loss += value * len(idx)
             correct += int((logits.detach().argmax(1) == yb).sum())
             seen += len(idx)
         last_loss, last_correct, last_seen = epoch_loss / max(seen, 1), correct, seen
@@ -109,6 +114,11 @@ def train(model: torch.nn.Module, splits: Splits, protocol: Protocol, *, device:
     return {"steps": step, "final_train_loss": last_loss,
             "final_train_acc": last_correct / max(last_seen, 1),
             "train_seconds": time.perf_counter() - start - hook_wall, "history": history}
+
+
+def diverged(epoch: int, what: str) -> UserError:
+    """The one message of a training whose numbers left the floats (``what``: loss, outputs)."""
+    return UserError(f"training diverged at epoch {epoch} (non-finite {what}); try a smaller learning rate")
 
 
 @torch.inference_mode()

@@ -193,6 +193,10 @@ class TrajectoryTracker:
             model.eval()
             with torch.no_grad():
                 logits = self._logits(model, self.splits.val_x)
+            if not np.isfinite(logits).all():
+                from calnas.live.train import diverged
+
+                raise diverged(epoch, "outputs")
             entry = {"epoch": int(epoch), **logit_summary(logits, self.splits.val_y)}
             x = torch.from_numpy(self.splits.train_x[:self.batch]).to(self.device)
             y = torch.from_numpy(self.splits.train_y[:self.batch]).to(self.device)

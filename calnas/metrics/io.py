@@ -20,7 +20,7 @@ def load_predictions(path) -> dict[str, np.ndarray]:
     Only the names above are returned. Shapes are checked here so that the error names the file;
     the values (NaN, rows summing to 1, label range) are checked by the metrics themselves.
     """
-    from calnas.files import check_input
+    from calnas.files import check_input, check_npz_member
 
     path = Path(path)
     if not path.exists():
@@ -39,7 +39,7 @@ def load_predictions(path) -> dict[str, np.ndarray]:
         try:
             for key in found:
                 if key in PREDICTION_KEYS:
-                    _check_declared_size(path, loaded.zip, key)
+                    check_npz_member(path, loaded.zip, key, EXPECTED)
             arrays = {k: loaded[k] for k in found if k in PREDICTION_KEYS}
         except UserError:
             raise
@@ -48,23 +48,6 @@ def load_predictions(path) -> dict[str, np.ndarray]:
 
     _check_shapes(path, arrays, found)
     return arrays
-
-
-def _check_declared_size(path: Path, archive: zipfile.ZipFile, key: str) -> None:
-    """An array member's header declares its shape; numpy allocates that much before reading. A
-    member holding fewer bytes than it declares is refused before anything is allocated."""
-    names = archive.namelist()
-    if key + ".npy" not in names:  # a member that is not an .npy array
-        raise UserError(f"{path}: {key} is not a numpy array; expected {EXPECTED}")
-    info = archive.getinfo(key + ".npy")
-    with archive.open(info) as fh:
-        version = np.lib.format.read_magic(fh)
-        read_header = np.lib.format.read_array_header_2_0 if version >= (2, 0) else np.lib.format.read_array_header_1_0
-        shape, _, dtype = read_header(fh)
-    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if declared > info.file_size:
-        raise UserError(f"{path}: array {key} declares shape {shape} ({declared} bytes) but holds "
-                        f"{info.file_size} bytes (a damaged file?); expected {EXPECTED}")
 
 
 def _check_shapes(path: Path, arrays: dict[str, np.ndarray], found: list[str]) -> None:
