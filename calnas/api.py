@@ -69,7 +69,16 @@ def search(
     and NLL); ``budget_epochs`` caps the training epochs summed over all trials;
     ``simulated_workers`` asynchronous workers share a simulated clock. Any of these replays the
     table as if it were trained (a full-fidelity search too, with ``early_stopping="none"``).
+    With ``live``, the same options stop real trainings at their rungs (on the validation split's
+    curve points; :mod:`calnas.fidelity`), with ``workers`` processes as in any live search.
     """
+    if live is not None and (early_stopping != "none" or budget_epochs is not None):
+        if simulated_workers is not None:
+            raise UserError("simulated workers replay a curve table; a live search trains on --workers processes")
+        evaluator, spec = prepare(None, objectives, constraints, dedupe, live=live, workers=workers)
+        fidelity = _fidelity(early_stopping, min_epochs, eta, rung_metric, budget_epochs, 1).checked(evaluator.max_epochs)
+        return run_search(evaluator, spec, budget=budget, searcher=searcher, seed=seed, storage=storage,
+                          study_name=study_name, workers=workers, progress=progress, report=report, fidelity=fidelity)
     if early_stopping != "none" or budget_epochs is not None or simulated_workers is not None:
         return simulate_search(benchmark, objectives, budget, searcher, seed, constraints, dedupe, data_dir=data_dir,
                                storage=storage, study_name=study_name, live=live, early_stopping=early_stopping,
@@ -104,10 +113,12 @@ def prepare(benchmark=None, objectives=DEFAULTS["objectives"], constraints=None,
 
 
 def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, study_name, workers, progress,
-               report=None, benchmark=None, data_dir=None) -> SearchResult:
+               report=None, benchmark=None, data_dir=None, fidelity=None) -> SearchResult:
     """The engine behind :func:`search` for any evaluator. (``benchmark`` and ``data_dir`` are
     accepted for scripts written when they told workers how to load a table; an evaluator
-    carries that itself now, :meth:`~calnas.evaluators.Evaluator.worker_factory`.)"""
+    carries that itself now, :meth:`~calnas.evaluators.Evaluator.worker_factory`.)
+    ``fidelity`` (:class:`calnas.fidelity.Fidelity`, checked): early stopping of an evaluator
+    that trains (its ``max_epochs``), its settings stored with the run for every worker."""
     from calnas import searchers
     from calnas.storage import is_persistent, write_errors
 
@@ -121,11 +132,11 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
     searcher_name = searchers.resolve(searcher)
     with write_errors(storage if persistent else "memory"):
         return _run(evaluator, spec, budget, searcher, searcher_name, seed, storage, study_name, workers, persistent,
-                    progress, report)
+                    progress, report, fidelity)
 
 
 def _run(evaluator, spec, budget, searcher, searcher_name, seed, storage, study_name, workers, persistent, progress,
-         report) -> SearchResult:
+         report, fidelity=None) -> SearchResult:
     from calnas import storage as storage_module
     from calnas.optuna_compat import storage_of
     from calnas.rebuild import load_result
@@ -134,6 +145,8 @@ def _run(evaluator, spec, budget, searcher, searcher_name, seed, storage, study_
 
     study = open_study(storage, study_name, spec, evaluator)
     run = {"searcher": searcher_name, "searcher_requested": str(searcher).lower(), "seed": seed, "budget": budget}
+    if fidelity is not None:
+        run["fidelity"] = fidelity.record(evaluator.max_epochs)
     evaluator.attach(study)
     record = worker_record(study, evaluator, spec)
     record.update()
@@ -150,7 +163,7 @@ def _run(evaluator, spec, budget, searcher, searcher_name, seed, storage, study_
                                 study_name=study.study_name, run=run)
     try:
         record = run_worker(study, evaluator, spec, searcher_name, seed, budget, stream=0, progress=progress,
-                            persistent=persistent, report=report, record=record)
+                            persistent=persistent, report=report, record=record, fidelity=fidelity)
     finally:
         if helpers:
             from calnas.workers import join_workers
@@ -180,33 +193,36 @@ def simulate_search(benchmark=None, objectives=DEFAULTS["objectives"], budget=DE
     from calnas import searchers
     from calnas.curve_table import load_curves
     from calnas.rebuild import load_result
-    from calnas.simulation import DEFAULT_RUNG_METRIC, TOTALS_ATTR, Fidelity, simulate
+    from calnas.simulation import TOTALS_ATTR, simulate
     from calnas.study import open_study
 
     if live is not None:
-        raise UserError("early stopping and simulated workers apply to a curve table (--benchmark of a "
-                        "`calnas table build --curves` table); live early stopping is not built yet")
+        raise UserError("simulated workers replay a curve table; a live search trains on --workers processes")
     budget = check_int("budget", budget, minimum=1)
     seed = check_seed(seed)
     curves = load_curves(benchmark, data_dir)
-    fidelity = Fidelity(early_stopping, min_epochs, eta, DEFAULT_RUNG_METRIC if rung_metric is None else rung_metric,
-                        budget_epochs, 1 if simulated_workers is None else simulated_workers).checked(curves)
+    fidelity = _fidelity(early_stopping, min_epochs, eta, rung_metric, budget_epochs,
+                         1 if simulated_workers is None else simulated_workers).checked(curves.last_epoch, curves.epochs)
     evaluator, spec = prepare(benchmark, objectives, constraints, dedupe, data_dir=data_dir)
     searcher_name = searchers.resolve(searcher)
     study = open_study(storage, study_name, spec, evaluator)
     if study.user_attrs.get(TOTALS_ATTR) is not None or study.trials:
         raise UserError(f"study {study.study_name!r} already holds trials; a simulated search does not resume "
                         "(it takes seconds): use a new --study-name or storage")
-    fidelity_record = {"early_stopping": fidelity.early_stopping, "min_epochs": fidelity.min_epochs, "eta": fidelity.eta,
-                       "rung_metric": list(fidelity.rung_metric), "budget_epochs": fidelity.budget_epochs,
-                       "simulated_workers": fidelity.workers, "max_epochs": curves.last_epoch,
-                       "curve_epochs": list(curves.epochs)}
+    fidelity_record = {**fidelity.record(curves.last_epoch, curves.epochs), "simulated_workers": fidelity.workers}
     study.set_user_attr(rec.RUN_ATTR, {"searcher": searcher_name, "searcher_requested": str(searcher).lower(),
                                        "seed": seed, "budget": budget, "fidelity": fidelity_record})
     evaluator.attach(study)
     record = simulate(study, evaluator, curves, spec, searcher=searcher_name, seed=seed, budget=budget,
                       fidelity=fidelity)
     return with_noise_ceiling(load_result(study, record), curves, spec)
+
+
+def _fidelity(early_stopping, min_epochs, eta, rung_metric, budget_epochs, workers):
+    from calnas.fidelity import DEFAULT_RUNG_METRIC, Fidelity
+
+    return Fidelity(early_stopping, min_epochs, eta, DEFAULT_RUNG_METRIC if rung_metric is None else rung_metric,
+                    budget_epochs, workers)
 
 
 def with_noise_ceiling(result: SearchResult, benchmark, spec) -> SearchResult:

@@ -200,16 +200,14 @@ def load_curves(benchmark, data_dir=None) -> CurveTable:
 
 def _embedded_curves(benchmark) -> CurveTable | None:
     """The embedded curve table ``benchmark`` names (parsed once per process), or None."""
-    from calnas.tables import EMBEDDED_CURVES, embedded_benchmarks
+    from calnas import embedded
 
-    if not isinstance(benchmark, str) or benchmark not in EMBEDDED_CURVES:
+    if not isinstance(benchmark, str) or benchmark not in embedded.CURVE_TABLES:
         return None
-    if benchmark not in embedded_benchmarks():
+    if not embedded.shipped(benchmark):
         raise UserError(f"{benchmark} is not in this install (its files are missing from calnas/data)")
     if benchmark not in _EMBEDDED_CACHE:
-        from calnas.tables import embedded_rows
-
-        _EMBEDDED_CACHE[benchmark] = CurveTable(embedded_rows(benchmark), name=benchmark)
+        _EMBEDDED_CACHE[benchmark] = CurveTable(embedded.calibration_rows(benchmark), name=benchmark)
     return _EMBEDDED_CACHE[benchmark]
 
 
@@ -217,9 +215,9 @@ _EMBEDDED_CACHE: dict[str, CurveTable] = {}
 
 
 def _embedded_curves_present(benchmark: str) -> bool:
-    from calnas.tables import EMBEDDED_CURVES, embedded_benchmarks
+    from calnas import embedded
 
-    return benchmark in EMBEDDED_CURVES and benchmark in embedded_benchmarks()
+    return benchmark in embedded.CURVE_TABLES and embedded.shipped(benchmark)
 
 
 def curve_source(benchmark) -> CurveTable | None:

@@ -34,3 +34,31 @@ def tss_arch_strings() -> list[str]:
     for row in rows:
         archs[int(row["index"])] = row["arch"]
     return archs
+
+
+# The tables calnas built and ships: name -> (space, files). A large table ships as row slices
+# (`calnas table ship --parts`, every file under the repository's 8 MB limit) read in order.
+CALIBRATION_TABLES = {
+    "digits-tss": ("tss", ("digits_tss.csv.gz",)),
+    "digits-sss": ("sss", ("digits_sss-1.csv.gz", "digits_sss-2.csv.gz")),
+    "digits-tss-curves": ("tss", tuple(f"digits_tss_curves-{k}.csv.gz" for k in (1, 2, 3))),
+}
+# The shipped tables that are curve builds (per-seed learning curves: calnas.curve_table).
+CURVE_TABLES = ("digits-tss-curves",)
+
+
+def shipped(name: str) -> bool:
+    """Whether every file of the calibration table ``name`` is in this install."""
+    return name in CALIBRATION_TABLES and all(data_path(f).is_file() for f in CALIBRATION_TABLES[name][1])
+
+
+def calibration_rows(name: str):
+    """The rows of a shipped calibration table as shipped (a curve table: one row per
+    architecture and training seed), its parts read in order, as a DataFrame."""
+    import pandas as pd
+
+    frames = []
+    for file_name in CALIBRATION_TABLES[name][1]:
+        with data_path(file_name).open("rb") as fh:
+            frames.append(pd.read_csv(fh, compression="gzip"))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

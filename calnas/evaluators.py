@@ -59,6 +59,8 @@ class Evaluation:
     cached: bool = False  # answered from a stored result (a table of the same protocol), not computed
     # Further user attributes stored with the trial (a live evaluation's reliability-diagram data).
     attrs: dict = field(default_factory=dict)
+    # Early stopping: the epoch an early-stopping monitor stopped the training at (no metrics then).
+    stopped_at: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -103,8 +105,13 @@ class Evaluator:
     def candidates(self) -> Candidates:
         raise NotImplementedError
 
-    def evaluate(self, positions: Sequence[int]) -> list[Evaluation]:
+    def evaluate(self, positions: Sequence[int], monitor=None) -> list[Evaluation]:
+        """``monitor``: an early-stopping search's :class:`calnas.fidelity.RungMonitor`, which an
+        evaluator that trains consults at its rungs; a lookup has no epochs and ignores it."""
         raise NotImplementedError
+
+    # The full fidelity of an evaluator that trains (its protocol's epochs); None for a lookup.
+    max_epochs: int | None = None
 
     def known_front(self) -> KnownFront | None:
         return None
@@ -213,7 +220,7 @@ class TableEvaluator(Evaluator):
         return any(column in o.inputs for o in spec.objectives) or \
             any(column in c.objective.inputs for c in spec.constraints)
 
-    def evaluate(self, positions: Sequence[int]) -> list[Evaluation]:
+    def evaluate(self, positions: Sequence[int], monitor=None) -> list[Evaluation]:
         lists = self._metric_lists
         return [Evaluation({c: values[p] for c, values in lists.items()}) for p in positions]
 

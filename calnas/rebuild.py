@@ -137,7 +137,24 @@ def load_result(study, record=None) -> SearchResult:
         info["simulation"] = simulated[1]
     info.update(stored.get("notes") or {})
     return SearchResult(trials, front, true_frame, hv, true_hv, ratio, found, len(entries), exhausted, info, study,
-                        true_points, points_found)
+                        true_points, points_found, _curves(study, entries) if simulated is not None else None)
+
+
+def _curves(study, entries) -> pd.DataFrame | None:
+    """The learning curves live early-stopping trainings recorded with their trials (see
+    SearchResult.curves), or None when no trial holds one (a simulated search: the table has them)."""
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    rows = []
+    for position, entry in enumerate(entries):
+        trial = by_number.get(entry.number)
+        curve = trial.user_attrs.get(rec.CURVE) if trial is not None else None
+        if not isinstance(curve, list):
+            continue
+        for point in curve:
+            if isinstance(point, dict):
+                rows.append({"trial": position, "index": entry.index, "arch": entry.arch,
+                             "stopped": trial.user_attrs.get(rec.STOPPED), **point})
+    return pd.DataFrame(rows) if rows else None
 
 
 # Hypervolumes of the same points summed in another order differ in the last bits.

@@ -85,7 +85,13 @@ RUNS_ATTR = "calnas_runs"  # study user attr: every run's settings, workers and 
 EXHAUSTED_ATTR = "calnas_exhausted"  # study user attr: every candidate was evaluated
 
 _FREE_MARKS = (TAKEN_BY, NOT_IN_TABLE, INFEASIBLE, OVER_BUDGET)
-SIMULATED_STOP = "calnas:stopped"  # a simulated training's stop (calnas.simulation.STOPPED_ATTR)
+# A multi-fidelity trial's training (simulated, calnas.simulation, or live with early stopping):
+# the epoch it reached, why it stopped (pruned / completed / budget / cached), the training
+# seconds it was charged, when it ended (the simulated clock; live: wall-clock seconds since the
+# epoch) and, live, its learning curve (the points at the rungs and the geometric epochs).
+EPOCHS_REACHED, STOPPED, TRAIN_SECONDS, ENDED, CURVE = ("calnas:epochs", "calnas:stopped", "calnas:train_seconds",
+                                                        "calnas:sim_end", "calnas:curve")
+SIMULATED_STOP = STOPPED  # the older name
 
 
 @dataclass

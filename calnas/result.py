@@ -17,6 +17,7 @@ from calnas.plain import jsonable
 
 FLOAT_FORMAT = "%.12g"  # fixed, so that the same run writes the same bytes
 # The figures SearchResult.save writes (by key of its returned paths); one it does not draw is removed.
+CURVES_FILE = "curves.csv"
 FIGURE_FILES = {"plot": "pareto.png", "hypervolume_plot": "hypervolume.png", "reliability_plot": "reliability.png",
                 "rung_plot": "rungs.png"}
 
@@ -41,6 +42,9 @@ class SearchResult:
     # for every isomorphic twin or identical row, so it reads the same on every table.
     true_front_points: int = 0
     true_front_points_found: int = 0
+    # A live early-stopping search's learning curves: one row per evaluation (``trial`` as in
+    # trials.csv) and recorded epoch, the point columns (calnas.curve_layout); None otherwise.
+    curves: pd.DataFrame | None = None
 
     def summary(self) -> dict:
         """Everything about the run as plain JSON-able values (what summary.json holds)."""
@@ -89,6 +93,12 @@ class SearchResult:
         paths = {"front": out / "front.csv", "trials": out / "trials.csv", "summary": out / "summary.json"}
         self.front.to_csv(paths["front"], index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
         self.trials.to_csv(paths["trials"], index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+        curves = out / CURVES_FILE
+        if self.curves is not None and len(self.curves):
+            paths["curves"] = curves
+            self.curves.to_csv(curves, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+        else:
+            curves.unlink(missing_ok=True)  # an earlier search's curves would look like this one's
         paths["summary"].write_text(json.dumps(jsonable(self.summary()), indent=2) + "\n")
         if plot:  # drawn with Pillow (calnas.raster), after the results are written
             from calnas.plots import hypervolume_spec, pareto_spec, rung_spec

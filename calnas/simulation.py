@@ -22,72 +22,15 @@ Every trial records ``calnas:epochs`` (the epoch its training reached), ``calnas
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 
 import numpy as np
 
 from calnas import record as rec
-from calnas.errors import UserError
+from calnas.fidelity import DEFAULT_RUNG_METRIC, EARLY_STOPPING, Fidelity  # noqa: F401 - public names here too
 from calnas.optuna_compat import tell, trial_id_of
 
-EARLY_STOPPING = ("none", "asha", "hyperband")
-EPOCHS_ATTR, STOPPED_ATTR, SECONDS_ATTR, END_ATTR = ("calnas:epochs", "calnas:stopped", "calnas:train_seconds",
-                                                     "calnas:sim_end")
+EPOCHS_ATTR, STOPPED_ATTR, SECONDS_ATTR, END_ATTR = rec.EPOCHS_REACHED, rec.STOPPED, rec.TRAIN_SECONDS, rec.ENDED
 TOTALS_ATTR = "calnas_simulation"
-# What is ranked at a rung when the user does not say: validation-split accuracy and NLL, which a
-# live search sees without the test labels. Measured with benchmarks/early_stopping.py
-# rung-metrics (docs/search.md, "Early stopping"): of the validation pairs it ranks nearest the
-# final (acc, ECE) order at every rung.
-DEFAULT_RUNG_METRIC = ("val_acc", "val_NLL")
-_DIRECTION_OF = {"val_acc": "maximize", "acc": "maximize", "train_acc": "maximize"}
-
-
-@dataclass(frozen=True)
-class Fidelity:
-    """Early-stopping settings of a (simulated or live) multi-fidelity search."""
-
-    early_stopping: str = "none"
-    min_epochs: int = 1
-    eta: int = 2
-    rung_metric: tuple[str, ...] = DEFAULT_RUNG_METRIC
-    budget_epochs: int | None = None
-    workers: int = 1
-
-    def checked(self, curves) -> "Fidelity":
-        from calnas.checks import check_int
-        from calnas.curve_layout import POINT_COLUMNS
-
-        mode = str(self.early_stopping).lower()
-        if mode not in EARLY_STOPPING:
-            raise UserError(f"unknown early stopping {self.early_stopping!r}; expected one of {', '.join(EARLY_STOPPING)}")
-        workers = check_int("simulated workers", self.workers, minimum=1, maximum=4096)
-        budget_epochs = None if self.budget_epochs is None else check_int("budget epochs", self.budget_epochs, minimum=1)
-        metric = tuple(str(m).strip() for m in (self.rung_metric.split(",") if isinstance(self.rung_metric, str)
-                                                 else self.rung_metric) if str(m).strip())
-        unknown = [m for m in metric if m not in POINT_COLUMNS or m in ("cpu_seconds", "temperature")]
-        if not metric or unknown:
-            rankable = [c for c in POINT_COLUMNS if c not in ("cpu_seconds", "temperature")]
-            raise UserError(f"unknown rung metric {', '.join(unknown) or '(empty)'}; a curve table records "
-                            f"{', '.join(rankable)} at each epoch")
-        out = Fidelity(mode, self.min_epochs, self.eta, metric, budget_epochs, workers)
-        if mode != "none":
-            out.pruner(curves)  # rungs that do not fit the table are refused before any work
-        return out
-
-    def pruner(self, curves):
-        from calnas.pruners import MultiObjectiveSuccessiveHalving, max_brackets
-
-        directions = [_DIRECTION_OF.get(m, "minimize") for m in self.rung_metric]
-        last = curves.last_epoch
-        brackets = max_brackets(self.min_epochs, self.eta, last) if self.early_stopping == "hyperband" else 1
-        pruner = MultiObjectiveSuccessiveHalving(directions, min_epochs=self.min_epochs, eta=self.eta,
-                                                 max_epochs=last, brackets=brackets)
-        missing = [e for e in pruner.all_rungs() if e not in curves.epochs]
-        if missing:
-            raise UserError(f"rungs at epochs {', '.join(map(str, missing))} are not among the table's epochs "
-                            f"{', '.join(map(str, curves.epochs))}; choose --min-epochs/--eta whose rungs "
-                            f"min_epochs * eta^k are recorded")
-        return pruner
 
 
 def simulate(study, evaluator, curves, spec, *, searcher: str, seed: int, budget: int, fidelity: Fidelity):
@@ -105,7 +48,7 @@ def simulate(study, evaluator, curves, spec, *, searcher: str, seed: int, budget
     record = rec.record_for(study, domain)
     study.sampler = searchers.make(searcher, domain, seed=seed, constraints_func=constraints_func(bool(spec.constraints)))
     constraint_names = [c.text for c in spec.constraints]
-    pruner = fidelity.pruner(curves) if fidelity.early_stopping != "none" else None
+    pruner = fidelity.pruner(curves.last_epoch, curves.epochs) if fidelity.early_stopping != "none" else None
     last = curves.last_epoch
     seconds = {e: curves.column_at("cpu_seconds", e) for e in curves.epochs}
     rung_values = {} if pruner is None else {e: np.column_stack([curves.column_at(m, e) for m in fidelity.rung_metric])
@@ -216,7 +159,9 @@ def _close(study, record, trial, position, epoch, stopped, clock, seconds, *, va
 
 
 def simulation_columns(study, entries, spec, lower, upper, reference) -> tuple[dict, dict] | None:
-    """(trials.csv columns, summary block) of a simulated search, None for any other study.
+    """(trials.csv columns, summary block) of a simulated search or a live early-stopping one
+    (``sim_end`` is then wall-clock seconds since the study's first trial started, and the block
+    has ``wall_clock`` for ``simulated_clock``), None for any other study.
 
     Columns per trial (in the trials' order): ``epochs`` (the epoch its training reached),
     ``stopped`` (pruned / completed / budget), ``train_seconds`` (what it was charged),
@@ -227,11 +172,19 @@ def simulation_columns(study, entries, spec, lower, upper, reference) -> tuple[d
     from calnas.constraints import total_violation
 
     totals = study.user_attrs.get(TOTALS_ATTR)
-    if totals is None:
+    fidelity = (study.user_attrs.get(rec.RUN_ATTR) or {}).get("fidelity")
+    if totals is None and not fidelity:
         return None
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     attrs = [trials[e.number].user_attrs if e.number in trials else {} for e in entries]
     end = np.asarray([a.get(END_ATTR, np.nan) for a in attrs], dtype=float)
+    live = totals is None  # a live early-stopping search: trials record real time and seconds
+    if live:
+        starts = [t.datetime_start.timestamp() for t in trials.values() if t.datetime_start is not None]
+        end = end - (min(starts) if starts else 0.0)  # seconds since the study's first trial started
+        totals = {"epochs_trained": int(sum(int(a.get(EPOCHS_ATTR) or 0) for a in attrs)),
+                  "train_seconds": float(sum(float(a.get(SECONDS_ATTR) or 0.0) for a in attrs)),
+                  "clock": float(np.nanmax(end)) if np.isfinite(end).any() else 0.0}
     charged = np.asarray([a.get(SECONDS_ATTR, 0.0) for a in attrs], dtype=float)
     order = np.argsort(end, kind="stable")
     k = len(spec.objectives)
@@ -247,8 +200,8 @@ def simulation_columns(study, entries, spec, lower, upper, reference) -> tuple[d
                "sim_end": end, "train_seconds_total": total_at_end, "hypervolume_at_end": hv_at_end}
     reached = [a.get(EPOCHS_ATTR) for a in attrs if a.get(EPOCHS_ATTR) is not None]
     summary = {"epochs_trained": int(totals["epochs_trained"]), "train_seconds": float(totals["train_seconds"]),
-               "simulated_clock": float(totals["clock"]),
+               ("wall_clock" if live else "simulated_clock"): float(totals["clock"]),
                "rung_histogram": {str(e): reached.count(e) for e in sorted(set(reached))},
                "stopped": {s: stopped.count(s) for s in sorted(set(stopped)) if s}}
-    summary.update(study.user_attrs.get(rec.RUN_ATTR, {}).get("fidelity") or {})
+    summary.update(fidelity or {})
     return columns, summary

@@ -83,17 +83,6 @@ def _embedded_accuracy(dataset: str) -> Table:
     return _shipped((embedded.ACCURACY_FILE, embedded.TSS_META_FILE), name, dataset, parse)
 
 
-def embedded_rows(name: str) -> pd.DataFrame:
-    """The rows of an embedded calnas-built table as shipped (a curve table: one row per
-    architecture and training seed), its parts read in order."""
-    _, files = _EMBEDDED_CALIBRATION[name]
-    frames = []
-    for file_name in files:
-        with embedded.data_path(file_name).open("rb") as fh:
-            frames.append(pd.read_csv(fh, compression="gzip"))
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-
-
 def _embedded_calibration(name: str) -> Table:
     space, files = _EMBEDDED_CALIBRATION[name]
 
@@ -107,21 +96,15 @@ def _embedded_calibration(name: str) -> Table:
     return _shipped((*files, meta), name, "digits", parse)
 
 
-# The tables calnas built and ships: name -> (space, files). A large table ships as row slices
-# (`calnas table ship --parts`, every file under the repository's 8 MB limit) read in order.
-_EMBEDDED_CALIBRATION = {
-    "digits-tss": ("tss", ("digits_tss.csv.gz",)),
-    "digits-sss": ("sss", ("digits_sss-1.csv.gz", "digits_sss-2.csv.gz")),
-    "digits-tss-curves": ("tss", tuple(f"digits_tss_curves-{k}.csv.gz" for k in (1, 2, 3))),
-}
-# The embedded tables that are curve builds (per-seed learning curves: calnas.curve_table).
-EMBEDDED_CURVES = ("digits-tss-curves",)
+# The tables calnas built and ships, defined in calnas.embedded (read there by name, without this module).
+_EMBEDDED_CALIBRATION = embedded.CALIBRATION_TABLES
+EMBEDDED_CURVES = embedded.CURVE_TABLES
+embedded_rows = embedded.calibration_rows
 
 
 def embedded_benchmarks() -> dict[str, tuple[str, str]]:
     """name -> (space, dataset) for every embedded benchmark present in this install."""
-    out = {name: (space, "digits") for name, (space, files) in _EMBEDDED_CALIBRATION.items()
-           if all(embedded.data_path(f).is_file() for f in files)}
+    out = {name: (space, "digits") for name, (space, _) in _EMBEDDED_CALIBRATION.items() if embedded.shipped(name)}
     out.update({f"nats-tss-{d}": ("tss", d) for d in ("cifar10", "cifar100", "imagenet16-120")})
     return out
 

@@ -76,10 +76,12 @@ def worker_record(study, evaluator: Evaluator, spec, domain=None):
 
 
 def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int, budget: int, *, stream: int = 0,
-               progress=None, persistent: bool = False, report=None, record=None):
+               progress=None, persistent: bool = False, report=None, record=None, fidelity=None):
     """Propose, claim, evaluate and record until the study holds ``budget`` evaluations;
     returns the study record. ``report`` as in :func:`calnas.api.search`; ``record``: the
-    :func:`worker_record` the caller has read the study with already."""
+    :func:`worker_record` the caller has read the study with already.
+    ``fidelity`` (:class:`calnas.fidelity.Fidelity`): early stopping of the evaluator's trainings
+    at their rungs, and ``budget_epochs``, after which no new training starts."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
@@ -115,6 +117,9 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
                     trial.params, {mark: value, **enqueued_marks(trial)}, values, constraints or ())
 
     failures: list = []  # this process's evaluations' failure reasons (None: one that succeeded), the first few
+    pruner = None
+    if fidelity is not None and fidelity.early_stopping != "none":
+        pruner = fidelity.pruner(evaluator.max_epochs)
     record.update()
     checked = time.monotonic()
     reported = None  # report first with what the study already holds (a resumed search), then as it grows
@@ -136,6 +141,10 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
                 study.set_user_attr(rec.EXHAUSTED_ATTR, True)
             _stop_on_first_failures(failures, final=True)
             return record
+        if fidelity is not None and fidelity.budget_epochs is not None and epochs_spent(study) >= fidelity.budget_epochs:
+            if persistent:
+                _settle(record, evaluator.heartbeat_interval)
+            return record  # the compute budget is spent: no new training starts
         held = done + len(record.running_holders())
         if held >= budget or held >= n_keys:
             time.sleep(POLL_S)  # the rest is being evaluated elsewhere; one of those may yet die
@@ -186,7 +195,7 @@ def run_worker(study, evaluator: Evaluator, spec, searcher_name: str, seed: int,
                 continue
             streak = 0
             evaluation = _evaluate(study, trial, evaluator, spec, position, candidates, persistent, stream,
-                                   constraint_names if constrained else None, record)
+                                   constraint_names if constrained else None, record, pruner, fidelity)
             if len(failures) < FIRST_FAILURES:
                 failures.append(evaluation.failure)
                 _stop_on_first_failures(failures)
@@ -225,19 +234,30 @@ def enqueued_marks(trial) -> dict:
     return {rec.FALLBACK: True} if trial.user_attrs.get(rec.FALLBACK) else {}
 
 
+def epochs_spent(study) -> int:
+    """Training epochs the study's finished trials record (an early-stopping search's compute)."""
+    return sum(int(t.user_attrs.get(rec.EPOCHS_REACHED) or 0) for t in study.get_trials(deepcopy=False))
+
+
 def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, stream, constraint_names,
-              record) -> None:
+              record, pruner=None, fidelity=None):
     from optuna.trial import TrialState
 
+    from calnas.fidelity import RungMonitor
     from calnas.storage import set_user_attrs
 
+    monitor = RungMonitor(pruner, trial, fidelity.rung_metric) if pruner is not None else None
+    # Only an early-stopping search passes a monitor: an evaluator written before monitors keeps working.
+    kwargs = {} if monitor is None else {"monitor": monitor}
     if persistent and evaluator.needs_heartbeat:
         with rec.Heartbeat(storage_of(study), trial_id_of(trial), evaluator.heartbeat_interval):
-            (evaluation,) = evaluator.evaluate([position])
+            (evaluation,) = evaluator.evaluate([position], **kwargs)
     else:
-        (evaluation,) = evaluator.evaluate([position])
+        (evaluation,) = evaluator.evaluate([position], **kwargs)
     attrs = {rec.ARCH: candidates.archs[position], rec.INDEX: int(candidates.indices[position]),
              rec.METRICS: evaluation.metrics}
+    if fidelity is not None:
+        attrs.update(_training_attrs(evaluation, evaluator.max_epochs))
     if stream:
         attrs[rec.STREAM] = stream
     if evaluation.seconds is not None:
@@ -248,6 +268,10 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
     if not evaluation.ok:
         attrs[rec.FAILURE] = evaluation.failure
     set_user_attrs(storage_of(study), trial_id_of(trial), attrs)
+    if evaluation.stopped_at is not None:  # pruned at a rung: final, like a completed one
+        tell(study, trial, state=TrialState.PRUNED)
+        record.told(trial.number, trial_id_of(trial), TrialState.PRUNED, trial.params, {**attrs, **enqueued_marks(trial)})
+        return evaluation
     if not evaluation.ok:
         tell(study, trial, state=TrialState.FAIL)
         record.told(trial.number, trial_id_of(trial), TrialState.FAIL, trial.params, {**attrs, **enqueued_marks(trial)})
@@ -261,6 +285,21 @@ def _evaluate(study, trial, evaluator, spec, position, candidates, persistent, s
     record.told(trial.number, trial_id_of(trial), TrialState.COMPLETE, trial.params, {**attrs, **enqueued_marks(trial)},
                 values, violations)
     return evaluation
+
+
+def _training_attrs(evaluation, max_epochs: int) -> dict:
+    """What an early-stopping search records of a training: the epoch reached, why it stopped,
+    the CPU seconds it cost (its curve's last point) and when it ended (wall clock)."""
+    curve = evaluation.attrs.get(rec.CURVE) or []
+    if evaluation.stopped_at is not None:
+        stopped, epochs = "pruned", evaluation.stopped_at
+    elif evaluation.cached or not evaluation.ok:
+        stopped, epochs = ("cached" if evaluation.cached else "failed"), int(curve[-1]["epoch"]) if curve else 0
+    else:
+        stopped, epochs = "completed", int(max_epochs)
+    seconds = float(curve[-1].get("cpu_seconds", 0.0)) if curve else 0.0
+    return {rec.EPOCHS_REACHED: int(epochs), rec.STOPPED: stopped, rec.TRAIN_SECONDS: seconds,
+            rec.ENDED: time.time()}
 
 
 def _abandon(study, trial) -> None:

@@ -100,4 +100,7 @@ def _work(payload: dict, stream: int) -> None:
     spec = payload["spec"]
     evaluator = payload["factory"](stream=stream)
     study = open_study(payload["storage"], payload["study_name"], spec, evaluator)
-    run_worker(study, evaluator, spec, run["searcher"], run["seed"], run["budget"], stream=stream, persistent=True)
+    from calnas.fidelity import Fidelity
+
+    run_worker(study, evaluator, spec, run["searcher"], run["seed"], run["budget"], stream=stream, persistent=True,
+               fidelity=Fidelity.from_record(run.get("fidelity")))

@@ -126,9 +126,13 @@ def _summary_line(result, out_dir: Path) -> str:
     sim = info.get("simulation")
     if sim:
         stopped = ", ".join(f"{n} {s}" for s, n in sim["stopped"].items())
-        parts.append(f"simulated {sim['early_stopping']} on {sim['simulated_workers']} workers: {sim['epochs_trained']} "
-                     f"epochs, {sim['train_seconds']:.1f} training seconds, {sim['simulated_clock']:.1f}s simulated; "
-                     f"{stopped}")
+        if "simulated_clock" in sim:
+            parts.append(f"simulated {sim['early_stopping']} on {sim['simulated_workers']} workers: "
+                         f"{sim['epochs_trained']} epochs, {sim['train_seconds']:.1f} training seconds, "
+                         f"{sim['simulated_clock']:.1f}s simulated; {stopped}")
+        else:
+            parts.append(f"{sim['early_stopping']}: {sim['epochs_trained']} epochs trained, "
+                         f"{sim['train_seconds']:.1f} training CPU seconds; {stopped}")
     if info["constraints"] and not result.front["feasible"].any():
         parts.append("[red]no feasible architecture found[/red]")
     timing = info.get("evaluation_time")

@@ -135,10 +135,17 @@ def search_cmd(
             stray = [k for k in ("min-epochs", "eta", "rung-metric") if options[k] is not None]
             if stray:
                 raise UserError(f"--{stray[0]} applies with --early-stopping asha or hyperband")
-        if stopping != "none" or options["budget-epochs"] is not None or options["simulated-workers"] is not None:
-            if live_config is not None:
-                raise UserError("--early-stopping/--simulated-workers/--budget-epochs in a live search are not built yet; "
-                                "simulate them on a curve table (--benchmark CURVES.csv)")
+        fidelity = None
+        if live_config is not None and options["simulated-workers"] is not None:
+            raise UserError("--simulated-workers replays a curve table (--benchmark); a live search trains on --workers")
+        if live_config is not None and (stopping != "none" or options["budget-epochs"] is not None):
+            from calnas.api import DEFAULTS as LIBRARY_DEFAULTS, _fidelity
+
+            given_or_default = {k: LIBRARY_DEFAULTS[k.replace("-", "_")] if options[k] is None else options[k]
+                                for k in ("min-epochs", "eta")}
+            fidelity = _fidelity(stopping, given_or_default["min-epochs"], given_or_default["eta"],
+                                 options["rung-metric"], options["budget-epochs"], 1)
+        elif stopping != "none" or options["budget-epochs"] is not None or options["simulated-workers"] is not None:
             fidelity = {k: options[k] for k in ("min-epochs", "eta") if options[k] is not None}
             with flag_names(FLAGS):
                 result = simulate_search(
@@ -156,9 +163,11 @@ def search_cmd(
                                       workers=options["workers"])
             watch = (_LiveProgress(spec, options["workers"], enabled=not options["json"])
                      if live_config is not None else None)
+            if fidelity is not None:
+                fidelity = fidelity.checked(evaluator.max_epochs)  # rungs that do not fit: before any training
             result = run_search(evaluator, spec, budget=options["budget"], searcher=options["searcher"],
                                 seed=options["seed"], storage=options["storage"], study_name=options["study-name"],
-                                workers=options["workers"], progress=advance, report=watch)
+                                workers=options["workers"], progress=advance, report=watch, fidelity=fidelity)
             result = with_noise_ceiling(result, options["benchmark"], spec)
         report(result, out_dir, as_json=options["json"], plot=not options["no-plot"])
 

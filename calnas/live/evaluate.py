@@ -133,12 +133,19 @@ def _check_track(weights: str, track: bool) -> None:
 
 def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Splits, *, device, seed: int,
                       weights: str = "train", nats_path=None, track: bool = False,
-                      certainty: bool = False, curve_epochs=None) -> LiveResult:
+                      certainty: bool = False, curve_epochs=None, monitor=None) -> LiveResult:
     """The inner path shared with table building: inputs already checked and data loaded.
 
     ``curve_epochs`` (epochs of the training) adds ``record["curve"]``, one point per epoch
-    (:mod:`calnas.live.curves`); it does not change the training or the metrics."""
+    (:mod:`calnas.live.curves`); it does not change the training or the metrics.
+
+    ``monitor`` (early stopping) has ``epochs``, recorded as curve points besides ``curve_epochs``,
+    and is called ``monitor(epoch, point)`` with each point at those epochs; ``True`` stops the
+    training there. A stopped training has no final panel: its record holds ``stopped_at`` (the
+    epoch), the curve so far and empty ``metrics``, and its ``probs``/``labels`` are empty."""
     _check_track(weights, track)
+    if monitor is not None:
+        curve_epochs = sorted({*(curve_epochs or ()), *(int(e) for e in monitor.epochs)})
     import torch
     from scipy.special import softmax
 
@@ -182,7 +189,7 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
 
             recorder = CurveRecorder(splits, curve_epochs, device=device, eval_batch_size=protocol.eval_batch_size)
         train_stats = train(model, splits, protocol, device=device, seed=seed,
-                            on_epoch=_hooks(tracker, recorder))
+                            on_epoch=_hooks(tracker, recorder, _rung_hook(recorder, monitor)))
         history = train_stats.pop("history")
         if tracker is not None:  # train_seconds leaves the hooks out: the training alone, as without tracking
             train_stats["track_seconds"] = round(sum(e["seconds"] for e in tracker.epochs), 4)
@@ -191,6 +198,9 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
 
             curve = merge_history(recorder.points, history)
             train_stats["cpu_seconds"] = history[-1]["cpu_seconds"] if history else 0.0
+        if len(history) < protocol.epochs:  # the monitor stopped it at a rung
+            return _stopped(arch, index, space, splits, device, settings, train_stats, curve,
+                            time.perf_counter() - start)
     if recorder is not None and recorder.final_logits is not None:
         val_logits, test_logits = recorder.final_logits  # the last epoch was recorded: same network
     else:
@@ -223,6 +233,29 @@ def evaluate_prepared(arch: str, space: Space, protocol: Protocol, splits: Split
     return LiveResult(record=record, probs=softmax(test_logits, axis=1), labels=splits.test_y.copy())
 
 
+def _rung_hook(recorder, monitor):
+    """The early-stopping hook: after the recorder (called first) took a point at one of the
+    monitor's epochs, the monitor's verdict on it."""
+    if monitor is None:
+        return None
+    epochs = {int(e) for e in monitor.epochs}
+
+    def hook(epoch, model):
+        if epoch in epochs and recorder.points and recorder.points[-1]["epoch"] == epoch:
+            return monitor(epoch, dict(recorder.points[-1])) is True
+        return False
+    return hook
+
+
+def _stopped(arch, index, space, splits, device, settings, train_stats, curve, seconds) -> LiveResult:
+    record = {"arch": arch, "index": index, "space": space.name, "dataset": splits.name, "device": str(device),
+              "settings": settings, "metrics": {}, "training": train_stats, "seconds": seconds,
+              "stopped_at": int(curve[-1]["epoch"]), "curve": curve}
+    if space is TSS:
+        record["iso"] = tss_iso(index)
+    return LiveResult(record, np.empty((0, splits.num_classes)), np.empty(0, dtype=np.int64))
+
+
 def _hooks(*hooks):
     """One ``on_epoch`` hook calling each given one in turn (None when there are none)."""
     live = [h for h in hooks if h is not None]
@@ -232,8 +265,8 @@ def _hooks(*hooks):
         return live[0]
 
     def call(epoch, model):
-        for hook in live:
-            hook(epoch, model)
+        stops = [hook(epoch, model) is True for hook in live]  # every hook sees every epoch it runs
+        return any(stops)
     return call
 
 

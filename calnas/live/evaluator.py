@@ -127,8 +127,13 @@ class LiveEvaluator(Evaluator):
     def candidates(self) -> Candidates:
         return self._candidates
 
-    def evaluate(self, positions: Sequence[int]) -> list[Evaluation]:
-        return [self._evaluate_one(int(p)) for p in positions]
+    def evaluate(self, positions: Sequence[int], monitor=None) -> list[Evaluation]:
+        return [self._evaluate_one(int(p), monitor) for p in positions]
+
+    @property
+    def max_epochs(self) -> int:
+        """The protocol's training epochs: the full fidelity of an early-stopping search."""
+        return int(self.training.epochs)
 
     @property
     def covers_space(self) -> bool:
@@ -228,7 +233,7 @@ class LiveEvaluator(Evaluator):
         return functools.partial(_worker_evaluator, self.config, self.spec, self.dedupe, self.table_path)
 
     # -- one evaluation --------------------------------------------------------------------------
-    def _evaluate_one(self, position: int) -> Evaluation:
+    def _evaluate_one(self, position: int, monitor=None) -> Evaluation:
         candidates = self._candidates
         cost = {name: float(values[position]) for name, values in candidates.cheap.items()}
         # TSS: the class representative (tss_meta's iso, its smallest index), as the table build
@@ -244,16 +249,22 @@ class LiveEvaluator(Evaluator):
         start = time.perf_counter()
         try:
             with runtime.scope():
-                result = runtime.evaluate(self.space.arch(rep))
+                result = runtime.evaluate(self.space.arch(rep), monitor)
         except Exception as exc:  # noqa: BLE001 - a failed training is an evaluation with its reason
             return Evaluation(cost, failure=_reason(exc), seconds=time.perf_counter() - start)
+        training = {rec.CURVE: result.record["curve"]} if monitor is not None else {}
+        if "stopped_at" in result.record:
+            # Not a full-fidelity row: the grown table keeps only completed trainings; the curve
+            # stays with the trial (and the result's curves.csv).
+            return Evaluation(cost, seconds=time.perf_counter() - start, attrs=training,
+                              stopped_at=int(result.record["stopped_at"]))
         row = table_row(result.record, self.space, self.training, self.seed, len(runtime.splits.train_y))
         self._memory[rep] = row
         self._diagrams[rep] = {rec.RELIABILITY: result.record["reliability"]}
         if self._table is not None:
             self._table.append(row)
         return Evaluation({**result.record["metrics"], **cost}, seconds=time.perf_counter() - start,
-                          attrs=self._diagrams[rep])
+                          attrs={**self._diagrams[rep], **training})
 
     def _stored_row(self, rep: int) -> dict | None:
         row = self._memory.get(rep)

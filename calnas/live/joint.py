@@ -89,12 +89,16 @@ class JointLiveEvaluator(Evaluator):
     def candidates(self) -> Candidates:
         return self._candidates
 
-    def evaluate(self, positions: Sequence[int]) -> list[Evaluation]:
+    @property
+    def max_epochs(self) -> int:
+        return min(part.max_epochs for part in self.parts.values())
+
+    def evaluate(self, positions: Sequence[int], monitor=None) -> list[Evaluation]:
         out = []
         n = len(self.recipes)
         for position in positions:
             base_position, r = divmod(int(position), n)
-            (evaluation,) = self.parts[self.recipes[r]].evaluate([base_position])
+            (evaluation,) = self.parts[self.recipes[r]].evaluate([base_position], monitor)
             out.append(evaluation)
         return out
 

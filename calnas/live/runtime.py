@@ -26,11 +26,16 @@ class Runtime:
         if self.own_process and self.device.type == "cpu":
             torch.set_num_threads(self.threads or 1)  # a spawned worker's process is calnas's own
 
-    def evaluate(self, arch: str):
+    def evaluate(self, arch: str, monitor=None):
+        """One training; with an early-stopping ``monitor`` its curve is recorded at the
+        protocol's geometric epochs and the monitor's rungs (calnas.live.evaluate)."""
+        from calnas.live.curves import geometric_epochs
         from calnas.live.evaluate import evaluate_prepared
 
         ev = self.evaluator
-        return evaluate_prepared(arch, ev.space, ev.training, self.splits, device=self.device, seed=ev.seed)
+        curve_epochs = geometric_epochs(ev.training.epochs) if monitor is not None else None
+        return evaluate_prepared(arch, ev.space, ev.training, self.splits, device=self.device, seed=ev.seed,
+                                 curve_epochs=curve_epochs, monitor=monitor)
 
     @contextlib.contextmanager
     def scope(self):

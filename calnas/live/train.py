@@ -58,6 +58,8 @@ def train(model: torch.nn.Module, splits: Splits, protocol: Protocol, *, device:
     ``on_epoch(epoch, model)``, when given, is called after each epoch (1, 2, ...) with the model
     in training mode; it must leave the model, its mode and the RNGs as it found them (the
     trajectory tracker, calnas.live.trajectory, and the curve recorder, calnas.live.curves, do).
+    It returning ``True`` ends the training after that epoch (early stopping; the learning-rate
+    schedule is the full training's, so the epochs run are exactly the full training's first).
 
     ``train_seconds`` is the wall time of the training with the hook's time left out. The returned ``history`` has one entry per epoch: its mean training loss and accuracy and
     ``cpu_seconds``, the process CPU time spent training so far with the hook's time left out.
@@ -108,9 +110,11 @@ def train(model: torch.nn.Module, splits: Splits, protocol: Protocol, *, device:
                         "cpu_seconds": time.process_time() - cpu_start - hook_cpu})
         if on_epoch is not None:
             hook_start, hook_wall_start = time.process_time(), time.perf_counter()
-            on_epoch(epoch + 1, model)
+            stop = on_epoch(epoch + 1, model)
             hook_cpu += time.process_time() - hook_start
             hook_wall += time.perf_counter() - hook_wall_start
+            if stop is True:  # early stopping: the schedule stays the full one's, so the prefix is identical
+                break
     return {"steps": step, "final_train_loss": last_loss,
             "final_train_acc": last_correct / max(last_seen, 1),
             "train_seconds": time.perf_counter() - start - hook_wall, "history": history}

@@ -1,0 +1,129 @@
+"""Live early stopping (`calnas search --live --early-stopping asha|hyperband`): trainings stop at
+their rungs on the pruner's decision, a pruned trial is final and not a table row, every trial's
+learning curve is kept, and a pruned training's curve is the full training's first epochs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("xautodl")
+
+import calnas  # noqa: E402
+from calnas import record as rec  # noqa: E402
+from calnas.live.protocol import Protocol  # noqa: E402
+from calnas.pruners import DECISION_ATTR, PRUNE, RUNG_ATTR  # noqa: E402
+
+# Four epochs of a tiny network: rungs at 1 and 2 (eta 2), many trainings a second.
+TINY4 = Protocol(dataset="digits", channels=4, cells=1, epochs=4, batch_size=16, train_size=48, val_size=30,
+                 test_size=60, threads=1)
+FLAGS = ["--epochs", "4", "--channels", "4", "--cells", "1"]
+
+
+@pytest.fixture(autouse=True)
+def quiet_optuna():
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    yield
+    optuna.logging.set_verbosity(level)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("les")
+    config = calnas.LiveConfig(dataset="digits", protocol=TINY4, table_out=str(folder / "t.csv"))
+    result = calnas.search(objectives="acc,ece", budget=10, seed=3, live=config, early_stopping="asha", eta=2,
+                           storage=f"sqlite:///{folder / 's.db'}", study_name="x")
+    return result, folder
+
+
+def test_trainings_stop_at_their_rungs_on_the_pruners_decision(searched):
+    result, folder = searched
+    trials = [t for t in result.study.get_trials() if rec.STOPPED in t.user_attrs]
+    assert len(trials) == result.evaluations == 10
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert pruned and completed and len(pruned) + len(completed) == 10
+    for trial in pruned:
+        stop = trial.user_attrs[rec.EPOCHS_REACHED]
+        assert stop in (1, 2) and trial.user_attrs[rec.STOPPED] == "pruned"
+        assert trial.user_attrs[f"{DECISION_ATTR}{stop}"] == PRUNE
+        assert [p["epoch"] for p in trial.user_attrs[rec.CURVE]][-1] == stop  # trained no further
+    for trial in completed:
+        assert trial.user_attrs[rec.EPOCHS_REACHED] == 4 and trial.user_attrs[rec.STOPPED] == "completed"
+        assert f"{RUNG_ATTR}1" in trial.user_attrs and f"{RUNG_ATTR}2" in trial.user_attrs
+        assert np.isfinite(trial.user_attrs[rec.METRICS]["pre_ECE_15"])
+    sim = result.info["simulation"]
+    assert sim["epochs_trained"] == sum(t.user_attrs[rec.EPOCHS_REACHED] for t in trials) < 10 * 4
+    assert sim["stopped"] == {"completed": len(completed), "pruned": len(pruned)}
+    # only completed trainings are table rows
+    from calnas.tables import tss_meta
+
+    iso = tss_meta()["iso"]  # a row is the class representative's training
+    rows = pd.read_csv(folder / "t.csv")
+    assert sorted(rows["index"]) == sorted(int(iso[t.user_attrs[rec.INDEX]]) for t in completed)
+
+
+def test_every_trials_curve_is_kept_and_saved(searched, tmp_path):
+    result, _ = searched
+    paths = result.save(tmp_path / "out")
+    curves = pd.read_csv(paths["curves"])
+    trials = result.trials
+    assert set(curves["trial"]) == set(trials["trial"])
+    last = curves.groupby("trial")["epoch"].max()
+    assert (last.reindex(trials["trial"]).to_numpy() == trials["epochs"].to_numpy()).all()
+    assert (tmp_path / "out" / "rungs.png").exists()
+
+
+def test_a_pruned_trainings_curve_is_the_full_trainings_first_epochs(searched):
+    """Stopping changes nothing before the stop: the same seed's full training passes through the
+    same points (and `evaluate --live --track` sees the same validation accuracy there)."""
+    from calnas.live.evaluate import evaluate_live
+
+    result, _ = searched
+    pruned = next(t for t in result.study.get_trials() if t.state == optuna.trial.TrialState.PRUNED)
+    curve = pruned.user_attrs[rec.CURVE]
+    full = evaluate_live(pruned.user_attrs[rec.ARCH], protocol=TINY4, device="cpu", seed=0, track=True).record
+    by_epoch = {e["epoch"]: e for e in full["trajectory"]["epochs"]}
+    for point in curve:
+        assert point["val_acc"] == pytest.approx(by_epoch[point["epoch"]]["acc"], abs=1e-12)
+
+
+def test_a_resumed_search_keeps_its_decisions_and_trains_only_new_architectures(searched):
+    result, folder = searched
+    before = {t.number: (t.state, t.user_attrs.get(rec.EPOCHS_REACHED)) for t in result.study.get_trials()}
+    config = calnas.LiveConfig(dataset="digits", protocol=TINY4, table_out=str(folder / "t.csv"))
+    again = calnas.search(objectives="acc,ece", budget=14, seed=3, live=config, early_stopping="asha", eta=2,
+                          storage=f"sqlite:///{folder / 's.db'}", study_name="x")
+    after = {t.number: (t.state, t.user_attrs.get(rec.EPOCHS_REACHED)) for t in again.study.get_trials()}
+    assert all(after[n] == before[n] for n in before)  # a pruned trial is final
+    assert again.evaluations == 14
+
+
+def test_the_cli_runs_a_live_early_stopping_search_and_refuses_bad_settings(tmp_path, run_cli):
+    done = run_cli("search", "--live", *FLAGS, "--objective", "acc,ece", "--budget", "6", "--seed", "2",
+                   "--early-stopping", "hyperband", "--eta", "2", "--out", tmp_path / "o", "--no-plot", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["simulation"]["early_stopping"] == "hyperband" and summary["evaluations"] == 6
+    assert (tmp_path / "o" / "curves.csv").exists()
+    for bad, message in ((["--early-stopping", "asha", "--min-epochs", "4"], "rung"),
+                         (["--early-stopping", "asha", "--rung-metric", "nope"], "unknown rung metric"),
+                         (["--simulated-workers", "2"], "simulated-workers")):
+        proc = run_cli("search", "--live", *FLAGS, "--budget", "2", *bad, "--out", tmp_path / "x", "--no-plot")
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_budget_epochs_stops_starting_trainings(tmp_path):
+    config = calnas.LiveConfig(dataset="digits", protocol=replace(TINY4))
+    result = calnas.search(objectives="acc,ece", budget=50, seed=1, live=config, early_stopping="asha", eta=2,
+                           budget_epochs=12)
+    spent = result.info["simulation"]["epochs_trained"]
+    assert 12 <= spent < 12 + 4 and result.evaluations < 50
