@@ -127,3 +127,65 @@ def test_budget_epochs_stops_starting_trainings(tmp_path):
                            budget_epochs=12)
     spent = result.info["simulation"]["epochs_trained"]
     assert 12 <= spent < 12 + 4 and result.evaluations < 50
+
+
+@pytest.mark.slow  # two SIGKILLs of a two-worker live search, then a resume (about a minute)
+def test_a_sigkilled_early_stopping_search_resumes_without_redoing_decided_trainings(tmp_path):
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+    from calnas.tables import tss_meta
+
+    url, budget = f"sqlite:///{tmp_path / 'l.db'}", 16
+    command = [sys.executable, "-m", "calnas", "search", "--live", *FLAGS, "--objective", "acc,ece", "--budget",
+               str(budget), "--storage", url, "--study-name", "x", "--workers", "2", "--early-stopping", "asha",
+               "--no-plot"]
+
+    def finished() -> int:
+        try:
+            trials = optuna.load_study(study_name="x", storage=url).get_trials(deepcopy=False)
+        except Exception:  # noqa: BLE001 - not created yet
+            return 0
+        return sum(1 for t in trials if t.state.is_finished() and rec.STOPPED in t.user_attrs)
+
+    rng = random.Random(0)
+    for kill in range(2):
+        target = finished() + rng.randint(2, 5)
+        proc = subprocess.Popen([*command, "--out", tmp_path / f"k{kill}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while finished() < target and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.0, 0.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert 0 < finished() < budget  # killed mid-search
+    before = {t.number: t.state for t in optuna.load_study(study_name="x", storage=url).get_trials()
+              if t.state.is_finished()}
+    final = subprocess.run([*command, "--out", tmp_path / "final", "--json"], cwd=ROOT, capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert json.loads(final.stdout)["evaluations"] == budget
+    trials = optuna.load_study(study_name="x", storage=url).get_trials()
+    assert all(t.state == before[t.number] for t in trials if t.number in before)  # decided trials stay decided
+    done = [t for t in trials if t.state.is_finished() and rec.STOPPED in t.user_attrs]
+    assert len(done) == budget
+    iso = tss_meta()["iso"]
+    classes = [int(iso[t.user_attrs[rec.INDEX]]) for t in done]
+    assert len(classes) == len(set(classes))  # no architecture trained to a decision twice
+    for trial in done:
+        if trial.state == optuna.trial.TrialState.PRUNED:
+            stop = trial.user_attrs[rec.EPOCHS_REACHED]
+            assert trial.user_attrs[f"{DECISION_ATTR}{stop}"] == PRUNE
+    # every other trial is a proposal that cost nothing (a repeat, taken, over the budget) or an
+    # interrupted training (the two kills of two workers), whose architecture was trained anew
+    marks = (rec.REPEAT_OF, rec.TAKEN_BY, rec.NOT_IN_TABLE, rec.OVER_BUDGET, rec.INFEASIBLE)
+    other = [t for t in trials if t not in done]
+    interrupted = [t for t in other if not any(m in t.user_attrs for m in marks)]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in other)
+    assert len(interrupted) <= 4 and all(t.user_attrs.get(rec.INTERRUPTED) for t in interrupted), \
+        [t.user_attrs for t in interrupted]
