@@ -183,6 +183,28 @@ def check_output_file(path, what: str, *, new_folders: bool = False) -> Path:
     return target
 
 
+def lock_file(lock: Path, *, blocking: bool) -> int:
+    """An exclusive ``flock`` on the file ``lock`` (created when missing): its descriptor. A
+    holder removes the file when done, so a lock taken on a file just removed is dropped and
+    taken on the new one (the inode check). ``blocking=False``: BlockingIOError when held."""
+    import fcntl
+
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
 @contextmanager
 def claim_folder(folder, what: str = "--out", *, new: bool = False):
     """Hold the result folder ``folder`` (checked, created when missing) while this process
@@ -197,7 +219,6 @@ def claim_folder(folder, what: str = "--out", *, new: bool = False):
     when the process ends, so a killed run never leaves the folder claimed. The lock file is
     removed when the claim ends.
     """
-    import fcntl
 
     folder = Path(folder)
     if new:
@@ -208,25 +229,13 @@ def claim_folder(folder, what: str = "--out", *, new: bool = False):
         created = not folder.exists()
         check_output_folder(folder, what)
     lock = folder / LOCK_NAME
-    while True:
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise UserError(f"{what} {str(folder)!r} is not writable: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise UserError(f"{what} {str(folder)!r} is in use by another calnas run; "
-                            "wait for it to finish or choose another folder") from None
-        try:
-            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        # The previous holder removed the file between our open and our lock: lock the new one.
-        os.close(fd)
+    try:
+        fd = lock_file(lock, blocking=False)
+    except BlockingIOError:
+        raise UserError(f"{what} {str(folder)!r} is in use by another calnas run; "
+                        "wait for it to finish or choose another folder") from None
+    except OSError as exc:
+        raise UserError(f"{what} {str(folder)!r} is not writable: {exc.strerror or exc}") from None
     failed = True
     try:
         yield folder

@@ -303,23 +303,14 @@ def _creation_lock(path: Path | None):
     if path is None:
         yield
         return
-    import fcntl
+    from calnas.files import lock_file
 
     lock = Path(str(path) + CREATION_LOCK_SUFFIX)
-    while True:
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            yield
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)  # the previous holder removed the file between our open and our lock
+    try:
+        fd = lock_file(lock, blocking=True)
+    except OSError:
+        yield
+        return
     try:
         yield
     finally:

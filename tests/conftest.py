@@ -128,3 +128,14 @@ def postgres_url():
         subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True,
                        stdin=subprocess.DEVNULL)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def quiet_optuna():
+    """Optuna's INFO line per trial off for the test, its level put back after."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    yield
+    optuna.logging.set_verbosity(level)

@@ -26,12 +26,7 @@ TINY4 = Protocol(dataset="digits", channels=4, cells=1, epochs=4, batch_size=16,
 FLAGS = ["--epochs", "4", "--channels", "4", "--cells", "1"]
 
 
-@pytest.fixture(autouse=True)
-def quiet_optuna():
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    yield
-    optuna.logging.set_verbosity(level)
+pytestmark = pytest.mark.usefixtures("quiet_optuna")  # conftest: Optuna's per-trial log lines off
 
 
 @pytest.fixture(scope="module")

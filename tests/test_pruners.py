@@ -19,12 +19,7 @@ from calnas.pruners import (
 DIRS = ["maximize", "minimize"]
 
 
-@pytest.fixture(autouse=True)
-def quiet_optuna():
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    yield
-    optuna.logging.set_verbosity(level)
+pytestmark = pytest.mark.usefixtures("quiet_optuna")  # conftest: Optuna's per-trial log lines off
 
 
 def test_rungs_sit_at_min_epochs_times_powers_of_eta_below_the_schedule():
