@@ -76,12 +76,14 @@ def test_a_live_tables_protocol_json_is_read_by_the_one_checked_reader(capsys, t
 
 @pytest.mark.parametrize("flag", ["--table-out", "--cache"])
 @pytest.mark.parametrize("case,match", [("binary", "UTF-8"), ("index", "'abc'"), ("metric", "acc holds 'abc'"),
-                                        ("short", "malformed row"), ("torn-and-bad", "acc holds")])
+                                        ("short", "malformed row"), ("torn-and-bad", "acc holds"),
+                                        ("range", "outside the space")])
 def test_cache_rows_are_checked_as_the_table_outs_are(capsys, tmp_path, built, flag, case, match):
     rows = {"binary": bytes(range(256)) * 8,
             "index": _with_cell(built, "index", "abc"),
             "metric": _with_cell(built, "acc", "abc"),
             "short": built.read_bytes() + b"12,3\n",
+            "range": _with_cell(built, "index", "15625"),  # TSS holds 0..15624
             # a torn last line would be cut from a table file, but not from one refused for a bad row
             "torn-and-bad": _with_cell(built, "acc", "abc") + b"17,x"}[case]
     table = copy_table(built, tmp_path, rows=rows)

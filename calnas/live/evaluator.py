@@ -427,4 +427,4 @@ def covers(cache: CacheTable, space) -> bool:
         from calnas.live.build import build_order
 
         return set(build_order(TSS)) <= set(cache.rows)
-    return len(cache.rows) >= space.size
+    return set(range(space.size)) <= set(cache.rows)  # counted by index: a stray row covers nothing

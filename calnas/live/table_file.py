@@ -146,11 +146,23 @@ class RowWriter:
 TEXT_COLUMNS = ("config", "arch", "recipe")
 
 
-def parse_lines(data: bytes, columns: list[str], *, header: bool, path) -> dict[int, dict]:
+def space_size(record) -> int | None:
+    """The number of architectures of the space a table's protocol record names (None: unknown)."""
+    from calnas.spaces import get_space
+
+    name = record.get("space") if isinstance(record, dict) else None
+    try:
+        return get_space(name).size if isinstance(name, str) else None
+    except UserError:
+        return None
+
+
+def parse_lines(data: bytes, columns: list[str], *, header: bool, path, size: int | None = None) -> dict[int, dict]:
     """Complete lines of a table file, by index (a row written before recipes gains ``ce``).
     The one reader of a table's rows, so every file that answers a search (its own table, a
     cache) is held to the same rules: UTF-8 CSV, the layout's header, an index of ASCII digits and
-    a number (or nothing) in every column but :data:`TEXT_COLUMNS`; anything else is a UserError."""
+    a number (or nothing) in every column but :data:`TEXT_COLUMNS`, and, with ``size`` (the
+    space's), an index below it; anything else is a UserError."""
     try:
         reader = csv.reader(io.StringIO(data.decode("utf-8")))
         first = next(reader, None) if header else None
@@ -164,6 +176,9 @@ def parse_lines(data: bytes, columns: list[str], *, header: bool, path) -> dict[
             index = values[0][:20] if values else "?"
             if len(values) != len(columns) or not (values[0].isascii() and values[0].isdigit()):
                 raise UserError(f"{path} has a malformed row (index {index!r}); fix or remove it")
+            if size is not None and int(values[0]) >= size:
+                raise UserError(f"{path} has a row for index {index}, outside the space's 0..{size - 1}; "
+                                "fix or remove it")
             row = dict(zip(columns, values))
             for column in numeric:
                 if not _number(row[column]):
@@ -225,7 +240,7 @@ class TableFile:
         data = path.read_bytes()
         # Every complete row is checked before anything is trained, and before prepare's read_done
         # cuts an incomplete last line (a killed write): a file refused here stays as it was.
-        parse_lines(data[:data.rfind(b"\n") + 1], layout, header=True, path=path)
+        parse_lines(data[:data.rfind(b"\n") + 1], layout, header=True, path=path, size=space_size(record))
         return layout
 
     @staticmethod
@@ -294,11 +309,12 @@ class CacheTable:
         if not meta_path.is_file():
             raise UserError(f"cache table {path} has no {meta_path.name}; only a table whose protocol is known "
                             "can answer without training")
-        if protocol_identity(read_protocol(meta_path)) != self.identity:
+        record = read_protocol(meta_path)
+        if protocol_identity(record) != self.identity:
             raise UserError(f"cache table {path} was built with another protocol or seed ({meta_path}); "
                             "its rows cannot stand for this search's training")
         with open(path, "rb") as fh:
             data = fh.read()
         data = data[:data.rfind(b"\n") + 1]
         self.layout = file_columns(path, self.columns)
-        self.rows = parse_lines(data, self.layout, header=True, path=path)
+        self.rows = parse_lines(data, self.layout, header=True, path=path, size=space_size(record))
