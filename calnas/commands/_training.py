@@ -26,16 +26,25 @@ def data_root_option():
     return typer.Option(None, "--data-root", help="Folder holding the dataset files (CIFAR, ImageNet16-120; not digits or .npz).")
 
 
+def _most(key: str) -> str:
+    from calnas.live.protocol import MAX_SIZES  # the bounds the protocol itself enforces
+
+    return f"{MAX_SIZES[key]:,}"
+
+
 def epochs_option():
-    return typer.Option(None, "--epochs", min=1, help="Training epochs (default: the dataset's protocol).")
+    return typer.Option(None, "--epochs", min=1,
+                        help=f"Training epochs, 1 to {_most('epochs')} (default: the dataset's protocol).")
 
 
 def channels_option():
-    return typer.Option(None, "--channels", "-C", help="TSS stem channels C (default: the protocol's).")
+    return typer.Option(None, "--channels", "-C",
+                        help=f"TSS stem channels C, 1 to {_most('channels')} (default: the protocol's).")
 
 
 def cells_option():
-    return typer.Option(None, "--cells", "-N", help="TSS cells per stage N (default: the protocol's).")
+    return typer.Option(None, "--cells", "-N",
+                        help=f"TSS cells per stage N, 1 to {_most('cells')} (default: the protocol's).")
 
 
 def recipe_option():

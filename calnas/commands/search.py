@@ -13,6 +13,7 @@ from calnas.commands._search_options import (DEFAULTS, FIDELITY_KEYS, FLAGS, LIV
                                              _read_config)
 from calnas.commands._search_progress import _LiveProgress, _progress
 from calnas.commands._search_report import report, result_folder  # noqa: F401 - show reports through these
+from calnas.checks import MAX_WORKERS
 from calnas.errors import UserError
 
 HELP = """Search a table for architectures that are accurate and well calibrated; show the Pareto front.
@@ -72,8 +73,8 @@ def search_cmd(
              "ending in .log), postgresql://USER:PASSWORD@HOST/DB. A stored study continues where it stopped."),
     study_name: Optional[str] = typer.Option(None, "--study-name", help="Study name in --storage (default: calnas)."),
     workers: Optional[int] = typer.Option(
-        None, "--workers", help="Processes sharing the study (default 1; more than 1 needs --storage). Several "
-                                "machines running the same command on one PostgreSQL share it too."),
+        None, "--workers", help=f"Processes sharing the study, 1 to {MAX_WORKERS} (default 1; more than 1 needs "
+                                "--storage). Several machines running the same command on one PostgreSQL share it too."),
     live: bool = typer.Option(False, "--live", help="Train and evaluate each proposed architecture now (docs/live.md)."),
     dataset: Optional[str] = _training.dataset_option(),
     data_root: Optional[Path] = _training.data_root_option(),

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from calnas.checks import MAX_WORKERS
+
 from calnas.commands import _training
 from calnas.commands._common import err_console, print_json
 from calnas.errors import UserError
@@ -40,7 +42,7 @@ def build_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed for the data split and every architecture's training."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N architectures of the fixed seeded order."),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: build only the I-th of N disjoint parts (1 <= I <= N)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Parallel processes (one torch thread each)."),
+    workers: int = typer.Option(1, "--workers", min=1, help=f"Parallel processes (one torch thread each), 1 to {MAX_WORKERS}."),
     device: str = _training.device_option("cpu"),
     resume: bool = typer.Option(False, "--resume", help="Add to an existing --out, skipping architectures already in it."),
     curves: bool = typer.Option(False, "--curves", help="Learning curves: train each architecture once per --seeds on the split of --seed, "
