@@ -250,3 +250,34 @@ def test_only_first_failures_of_one_kind_stop_a_search():
 def test_a_diverged_training_says_so_and_when(capsys, extra):
     refused(capsys, "evaluate", "0", "--live", *TINY[:6], "--lr", "1e9", *extra,
             match="training diverged at epoch 1 (non-finite loss)")
+
+
+def test_a_full_disk_while_appending_a_live_row_is_one_line_and_the_search_resumes(capsys, tmp_path, monkeypatch):
+    """The row torn by the full disk is cut when the search resumes; the resumed search ends with
+    exactly its budget of rows, each once."""
+    import errno
+    import os
+
+    import pandas as pd
+
+    import calnas.live.table_file as table_file
+
+    url, table = f"sqlite:///{tmp_path / 's.db'}", tmp_path / "t.csv"
+    args = ("search", "--live", *TINY, "--budget", 3, "--storage", url, "--table-out", table)
+    writes = {"n": 0}
+
+    def write(fd, data):
+        writes["n"] += 1
+        if writes["n"] == 1:
+            return os.write(fd, bytes(data))
+        os.write(fd, bytes(data[: len(data) // 2]))  # half the row reaches the disk, then it is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(table_file, "_os_write", write)
+        refused(capsys, *args, "--out", tmp_path / "o1", match="No space left on device")
+    assert not table.read_bytes().endswith(b"\n")  # the torn row is there
+    code, _, err = cli(capsys, *args, "--out", tmp_path / "o2")
+    assert code == 0, err
+    rows = pd.read_csv(table)
+    assert len(rows) == 3 and rows["index"].is_unique and table.read_bytes().endswith(b"\n")

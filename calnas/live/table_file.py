@@ -204,6 +204,9 @@ def _number(text: str) -> bool:
     return True
 
 
+_os_write = os.write  # the one write of a row (a test fills the disk here)
+
+
 class TableFile:
     """A table file several processes append to: the build's layout, one ``O_APPEND`` write per
     row under an exclusive lock (so two workers never write the same class twice), synced."""
@@ -279,7 +282,7 @@ class TableFile:
                 return False
             written = 0
             while written < len(text):  # one write in practice; a short write only on a full disk
-                written += os.write(self._fd, text[written:])
+                written += _os_write(self._fd, text[written:])
             os.fsync(self._fd)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
