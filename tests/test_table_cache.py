@@ -180,3 +180,25 @@ def test_the_bound_can_be_set_in_the_environment(tmp_path, cache, monkeypatch):
         monkeypatch.setenv(table_cache.MAX_BYTES_ENV, bad)
         with pytest.raises(UserError, match=table_cache.MAX_BYTES_ENV):
             load_csv(path)
+
+
+def test_a_table_read_in_chunks_is_the_table_read_at_once(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from calnas import table_files
+    from calnas.errors import UserError
+    from calnas.table_frame import table_from_frame
+
+    monkeypatch.setenv(table_cache.CACHE_ENV, "off")
+    table_cache._memory.clear()
+    path = tmp_path / "cifar10_tss.csv"
+    frame = make_published_frame(TSS, range(0, 700, 3), seed=2)
+    frame.to_csv(path, index=False)
+    monkeypatch.setattr(table_files, "CSV_CHUNK_ROWS", 7)  # 234 rows: 34 chunks, the last one short
+    read = load_csv(path)
+    whole = table_from_frame(pd.read_csv(path), name=str(path), dataset="cifar10")
+    pd.testing.assert_frame_equal(read.frame, whole.frame)
+    header_only = tmp_path / "cifar100_tss.csv"
+    header_only.write_text(",".join(frame.columns) + "\n")
+    with pytest.raises(UserError, match="has no rows"):
+        load_csv(header_only)
