@@ -140,8 +140,28 @@ def npz_members(draw):
     return members
 
 
+@st.composite
+def sound_npz_members(draw):
+    """A small dataset the validator should take (10 to 14 images per split, 4x4 or 8x4, labels
+    0..3), with one member sometimes replaced by a random array, so both answers are reached."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    side = draw(st.sampled_from([(4, 4), (8, 4)]))
+    layout = draw(st.sampled_from(["nhw", "nchw", "nhwc"]))
+    dtype = draw(st.sampled_from([np.uint8, np.float32, np.float64]))
+    members = {}
+    for split in draw(st.sampled_from([("train", "test"), ("train", "val", "test")])):
+        n = draw(st.integers(10, 14))
+        shape = {"nhw": (n, *side), "nchw": (n, 3, *side), "nhwc": (n, *side, 1)}[layout]
+        members[f"x_{split}"] = rng.integers(0, 256, shape).astype(dtype)
+        members[f"y_{split}"] = rng.integers(0, 4, n).astype(draw(st.sampled_from([np.int64, np.uint8, np.int32])))
+    if draw(st.booleans()):
+        key = draw(st.sampled_from(sorted(members)))
+        members[key] = draw(_array(draw(DTYPES), draw(LABEL_SHAPES if key[0] == "y" else IMAGE_SHAPES)))
+    return members
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(npz_members())
+@given(st.one_of(npz_members(), sound_npz_members()))
 def test_an_npz_dataset_is_splits_or_a_user_error(members):
     from calnas.live.datasets import read_npz
 
