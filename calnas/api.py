@@ -130,7 +130,7 @@ def run_search(evaluator: Evaluator, spec, *, budget, searcher, seed, storage, s
         raise UserError(f"workers={workers} needs a persistent storage (sqlite:///FILE.db, journal:///FILE.log or "
                         "postgresql://...) that the worker processes share; an in-memory study lives in one process")
     searcher_name = searchers.resolve(searcher)
-    with write_errors(storage if persistent else "memory"):
+    with write_errors(storage):
         return _run(evaluator, spec, budget, searcher, searcher_name, seed, storage, study_name, workers, persistent,
                     progress, report, fidelity)
 
@@ -144,17 +144,12 @@ def _run(evaluator, spec, budget, searcher, searcher_name, seed, storage, study_
     from calnas.worker_loop import run_worker, worker_record
 
     study = open_study(storage, study_name, spec, evaluator)
-    run = {"searcher": searcher_name, "searcher_requested": str(searcher).lower(), "seed": seed, "budget": budget}
-    if fidelity is not None:
-        run["fidelity"] = fidelity.record(evaluator.max_epochs)
+    run = _run_settings(searcher, searcher_name, seed, budget,
+                        None if fidelity is None else fidelity.record(evaluator.max_epochs))
     evaluator.attach(study)
     record = worker_record(study, evaluator, spec)
     record.update()
-    # Every run's settings and what the study held when it started: a resume with another
-    # searcher, seed or a smaller budget is reported as such, not as one run of the last settings.
-    study.set_user_attr(rec.RUNS_ATTR, rec.runs_of(study.user_attrs) + [{**run, "workers": workers,
-                                                                        "held": record.n_done}])
-    study.set_user_attr(rec.RUN_ATTR, run)
+    _record_run(study, run, workers, record.n_done)
     helpers = []
     if workers > 1:
         from calnas.workers import start_workers
@@ -184,6 +179,21 @@ def show(storage: str, study_name: str | None = None) -> SearchResult:
     return load_result(load_stored_study(storage, study_name))
 
 
+def _run_settings(searcher, searcher_name: str, seed: int, budget: int, fidelity: dict | None = None) -> dict:
+    """What a study records of one run (``calnas.record.RUN_ATTR``)."""
+    run = {"searcher": searcher_name, "searcher_requested": str(searcher).lower(), "seed": seed, "budget": budget}
+    if fidelity is not None:
+        run["fidelity"] = fidelity
+    return run
+
+
+def _record_run(study, run: dict, workers: int, held: int) -> None:
+    """Every run's settings and what the study held when it started: a resume with another
+    searcher, seed or a smaller budget is reported as such, not as one run of the last settings."""
+    study.set_user_attr(rec.RUNS_ATTR, rec.runs_of(study.user_attrs) + [{**run, "workers": workers, "held": held}])
+    study.set_user_attr(rec.RUN_ATTR, run)
+
+
 def simulate_search(benchmark=None, objectives=DEFAULTS["objectives"], budget=DEFAULTS["budget"],
                     searcher=DEFAULTS["searcher"], seed=DEFAULTS["seed"], constraints=None, dedupe=None, *,
                     data_dir=None, storage=None, study_name=None, live=None,
@@ -194,6 +204,7 @@ def simulate_search(benchmark=None, objectives=DEFAULTS["objectives"], budget=DE
     from calnas.curve_table import load_curves
     from calnas.rebuild import load_result
     from calnas.simulation import TOTALS_ATTR, simulate
+    from calnas.storage import write_errors
     from calnas.study import open_study
 
     if live is not None:
@@ -205,16 +216,20 @@ def simulate_search(benchmark=None, objectives=DEFAULTS["objectives"], budget=DE
                          1 if simulated_workers is None else simulated_workers).checked(curves.last_epoch, curves.epochs)
     evaluator, spec = prepare(benchmark, objectives, constraints, dedupe, data_dir=data_dir)
     searcher_name = searchers.resolve(searcher)
-    study = open_study(storage, study_name, spec, evaluator)
-    if study.user_attrs.get(TOTALS_ATTR) is not None or study.trials:
-        raise UserError(f"study {study.study_name!r} already holds trials; a simulated search does not resume "
-                        "(it takes seconds): use a new --study-name or storage")
-    fidelity_record = {**fidelity.record(curves.last_epoch, curves.epochs), "simulated_workers": fidelity.workers}
-    study.set_user_attr(rec.RUN_ATTR, {"searcher": searcher_name, "searcher_requested": str(searcher).lower(),
-                                       "seed": seed, "budget": budget, "fidelity": fidelity_record})
-    evaluator.attach(study)
-    record = simulate(study, evaluator, curves, spec, searcher=searcher_name, seed=seed, budget=budget,
-                      fidelity=fidelity)
+
+    def fresh_only(study, _stored):
+        if study.user_attrs.get(TOTALS_ATTR) is not None or study.get_trials(deepcopy=False):
+            raise UserError(f"study {study.study_name!r} already holds trials; a simulated search does not resume "
+                            "(it takes seconds): use a new --study-name or storage")
+
+    with write_errors(storage):
+        study = open_study(storage, study_name, spec, evaluator, refuse=fresh_only)
+        fidelity_record = {**fidelity.record(curves.last_epoch, curves.epochs), "simulated_workers": fidelity.workers}
+        run = _run_settings(searcher, searcher_name, seed, budget, fidelity_record)
+        _record_run(study, run, 1, 0)  # one process; a study that held anything was refused above
+        evaluator.attach(study)
+        record = simulate(study, evaluator, curves, spec, searcher=searcher_name, seed=seed, budget=budget,
+                          fidelity=fidelity)
     return with_noise_ceiling(load_result(study, record), curves, spec)
 
 

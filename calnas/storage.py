@@ -404,8 +404,10 @@ def full_disk(exc: BaseException) -> str | None:
 
 @contextmanager
 def write_errors(url):
-    """A full disk while a search writes its study is one line: the study is left as it was
-    (a journal is cut back to its last complete line), resumable once there is room."""
+    """A full disk while a search writes its study (at ``url``; an in-memory one is named
+    "memory") is one line: the study is left as it was (a journal is cut back to its last
+    complete line), resumable once there is room."""
+    url = url if is_persistent(url) else MEMORY
     try:
         yield
     except UserError:

@@ -42,9 +42,11 @@ def missing_mark(stored: dict) -> str:
     return stored.get("missing_mark") or _MISSING_MARK_BEFORE.get(stored.get("evaluator"), rec.NOT_IN_TABLE)
 
 
-def open_study(storage_url, study_name, spec, evaluator: Evaluator):
-    """Create the study, or load it and check it searches the same thing."""
-    import optuna
+def open_study(storage_url, study_name, spec, evaluator: Evaluator, *, refuse=None):
+    """Create the study, or load it and check it searches the same thing. ``refuse(study,
+    stored)`` (``stored``: the study's description, None for a study calnas has not written
+    to) may raise a :class:`UserError` of the caller's own; it runs after these checks and
+    before anything is written, so a study it refuses is left as it was."""
     from optuna.exceptions import ExperimentalWarning
 
     from calnas.storage import open_storage, ready_to_write
@@ -54,13 +56,9 @@ def open_study(storage_url, study_name, spec, evaluator: Evaluator):
     if not name.strip():
         raise UserError("study_name must not be empty")
     described = description(spec, evaluator)
-    try:
-        study = optuna.create_study(storage=storage, study_name=name, directions=spec.directions, load_if_exists=True)
-    except Exception as exc:  # noqa: BLE001 - storage errors (locked file, lost connection) are the user's to fix
-        raise UserError(f"cannot open study {name!r} in {storage_url} ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
-    # Read only so far (create_study loads an existing study without writing): everything that
-    # could refuse the study is checked before calnas writes its first attribute to it.
+    study = _load_or_create(storage, name, spec.directions, storage_url)
+    # Read only so far for an existing study: everything that could refuse it is checked before
+    # calnas writes its first attribute to it.
     stored = stored_description(study, storage_url)
     if stored is None:
         if study.get_trials(deepcopy=False):
@@ -71,6 +69,8 @@ def open_study(storage_url, study_name, spec, evaluator: Evaluator):
         now = {**stored, "protocol": evaluator.recorded_protocol(stored.get("protocol"))}
         check_same_search(now, described, name, storage_url)
     _check_directions(study, spec, name, storage_url)
+    if refuse is not None:
+        refuse(study, stored)
     ready_to_write(storage)
     if stored is None:
         front = front_record(evaluator, spec)
@@ -81,6 +81,25 @@ def open_study(storage_url, study_name, spec, evaluator: Evaluator):
             warnings.simplefilter("ignore", ExperimentalWarning)
             study.set_metric_names([o.name for o in spec.objectives])
     return study
+
+
+def _load_or_create(storage, name: str, directions, url):
+    """The study ``name`` in ``storage``: loaded when it exists (reading only), else created.
+    ``create_study(load_if_exists=True)`` is not used for an existing study because a journal
+    storage appends a "create study" line before it finds the name taken, so a study refused
+    afterwards would no longer be the file it was."""
+    import optuna
+
+    try:
+        try:
+            storage.get_study_id_from_name(name)
+        except KeyError:
+            # Another process may create it meanwhile: load_if_exists takes that one.
+            return optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
+        return optuna.load_study(study_name=name, storage=storage)
+    except Exception as exc:  # noqa: BLE001 - storage errors (locked file, lost connection) are the user's to fix
+        raise UserError(f"cannot open study {name!r} in {url} ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
 
 
 # What every stored description holds; a study's `calnas` attribute without them was not

@@ -52,14 +52,29 @@ def load_csv(path: str | os.PathLike, *, dataset: str | None = None) -> Table:
     return Table(str(path), get_space(space_name), dataset, frame.copy(), source, dict(info))
 
 
-def _parse_csv(path: Path, dataset: str | None) -> tuple:
+# Rows read at a time: one read_csv of a whole file peaks near four times the frame it makes (its
+# tokenizer's buffers on top of the columns), chunks of rows joined at the end near twice.
+CSV_CHUNK_ROWS = 2048
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, compression="infer")
+        parts = list(pd.read_csv(path, compression="infer", chunksize=CSV_CHUNK_ROWS))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError) as exc:
         raise UserError(f"cannot read {str(path)!r} as CSV ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
-    if frame.empty:
+    if not parts or all(part.empty for part in parts):
         raise UserError(f"{str(path)!r} has no rows; expected a CSV in the published layout")
-    table = table_from_frame(frame, name=str(path), dataset=dataset)
+    if len(parts) == 1:
+        return parts[0]
+    frame = pd.concat(parts, ignore_index=True)
+    parts.clear()
+    return frame
+
+
+def _parse_csv(path: Path, dataset: str | None) -> tuple:
+    # The frame read is handed over, not kept here: table_from_frame need not copy it, and each
+    # step there frees the step before (no reference to the raw frame is left in this frame).
+    table = table_from_frame(_read_csv(path), name=str(path), dataset=dataset, owned=True)
     return table.space.name, table.frame, table.source, table.info
 
 

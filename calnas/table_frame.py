@@ -67,17 +67,22 @@ class Table:
         return [int(i) for i in members if i != index]
 
 
-def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = None, source: str = "file") -> Table:
+def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = None, source: str = "file",
+                     owned: bool = False) -> Table:
     """Normalise a frame in the published layout (or calnas's) into a Table.
 
     Accepts ``config`` or ``index`` for the architecture index and/or ``arch``; at least one is
     required. Rows may come in any order; indices may be absent. A curve build's rows (one per
     architecture and training seed, :mod:`calnas.curve_table`) become their final-epoch seed
-    means.
+    means. ``owned``: the caller hands ``frame`` over (it was just read), so it is changed in
+    place instead of copied first.
     """
     from calnas.curve_table import is_curve_frame, seed_mean_frame
 
-    frame = seed_mean_frame(frame, name) if is_curve_frame(frame) else frame.copy()
+    if is_curve_frame(frame):
+        frame = seed_mean_frame(frame, name)
+    elif not owned:
+        frame = frame.copy()
     if "config" in frame.columns and "index" not in frame.columns:
         frame = frame.rename(columns={"config": "index"})
     elif "config" in frame.columns:
@@ -106,7 +111,9 @@ def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = No
     if frame["index"].duplicated().any():
         dup = int(frame.loc[frame["index"].duplicated(), "index"].iloc[0])
         raise UserError(f"{name}: architecture {dup} appears twice")
-    frame = frame.set_index("index").sort_index()
+    frame = frame.set_index("index")
+    if not frame.index.is_monotonic_increasing:  # published tables come sorted: no second copy
+        frame = frame.sort_index()
     # A metric that is +-inf is not a measurement: it counts as missing, like NaN, everywhere.
     numeric = [c for c in frame.columns if c not in IDENTITY_COLUMNS and frame[c].dtype.kind == "f"]
     if numeric:

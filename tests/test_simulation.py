@@ -150,3 +150,64 @@ def test_cli_writes_the_epochs_and_stops_of_every_trial(curves_csv, tmp_path, ru
     assert summary["epochs_trained"] == int(trials["epochs"].sum())
     bad = run_cli("search", "--benchmark", str(curves_csv), "--eta", "3", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "applies with --early-stopping" in bad.stderr
+
+
+# -- a simulated search writes its study as a table search does (issue 24) --------------------------
+
+def _sim_cli(capsys, curves_csv, url, out, *extra):
+    from tests.test_hardening import cli
+
+    return cli(capsys, "search", "--benchmark", curves_csv, "--objective", "acc,ece", "--budget", 12,
+               "--early-stopping", "asha", "--eta", 2, "--simulated-workers", 3, "--storage", url, "--out", out,
+               "--json", *extra)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_study_a_simulated_search_refuses_is_left_byte_for_byte(capsys, curves_csv, tmp_path, kind):
+    import hashlib
+
+    import optuna
+
+    from tests.test_hardening import refused
+
+    path = tmp_path / ("s.db" if kind == "sqlite" else "s.log")
+    url = f"{kind}:///{path}"
+    code, _, err = _sim_cli(capsys, curves_csv, url, tmp_path / "o")
+    assert code == 0, err
+    # a plain-Optuna study holding no trials but a simulation's totals: refused before calnas stamps it
+    from calnas.storage import open_storage
+
+    optuna.create_study(storage=open_storage(url), study_name="p", directions=["maximize", "minimize"]).set_user_attr(
+        "calnas_simulation", {"clock": 1.0})
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    for name in ("calnas", "p"):
+        refused(capsys, "search", "--benchmark", curves_csv, "--objective", "acc,ece", "--budget", 12,
+                "--early-stopping", "asha", "--eta", 2, "--storage", url, "--study-name", name,
+                "--out", tmp_path / f"o-{name}", match="already holds trials")
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert "calnas" not in optuna.load_study(study_name="p", storage=open_storage(url, read_only=True)).user_attrs
+
+
+def test_a_simulated_search_records_its_run_like_any_search(curves_csv, tmp_path):
+    result = _search(curves_csv, budget=12, early_stopping="asha", eta=2, simulated_workers=3,
+                     storage=f"sqlite:///{tmp_path / 's.db'}")
+    (run,) = result.info["runs"]
+    assert run["held"] == 0 and run["workers"] == 1 and run["budget"] == 12
+    assert run["fidelity"]["simulated_workers"] == 3 and run["fidelity"]["early_stopping"] == "asha"
+
+
+def test_a_full_disk_during_a_simulated_search_is_one_line(capsys, curves_csv, tmp_path, monkeypatch):
+    from tests.test_hardening import refused
+    from tests.test_study_integrity import _full_disk_after
+
+    log = tmp_path / "s.log"
+    with monkeypatch.context() as patch:
+        _full_disk_after(patch, 6_000)  # the study is created, then the disk fills midway through a trial
+        refused(capsys, "search", "--benchmark", curves_csv, "--objective", "acc,ece", "--budget", 40,
+                "--early-stopping", "asha", "--eta", 2, "--simulated-workers", 3, "--storage", f"journal:///{log}",
+                "--out", tmp_path / "o", match="cannot write to storage")
+    assert log.read_bytes().endswith(b"\n")
+    with monkeypatch.context() as patch:  # the library: a UserError naming the storage and that the study is kept
+        _full_disk_after(patch, 6_000)
+        with pytest.raises(UserError, match=r"cannot write to storage .*s2\.log.*No space left.*the study is kept"):
+            _search(curves_csv, budget=40, early_stopping="asha", eta=2, storage=f"journal:///{tmp_path / 's2.log'}")

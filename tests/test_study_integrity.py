@@ -43,6 +43,20 @@ def test_a_study_with_other_directions_is_refused_before_anything_is_written(cap
     assert _sha(db) == before
 
 
+def test_a_journal_study_that_is_refused_gets_no_line_appended(capsys, tmp_path):
+    # Optuna's create_study(load_if_exists=True) appends a "create study" line to a journal before
+    # it finds the name taken; an existing study is loaded instead, so a refusal writes nothing.
+    from calnas.storage import open_storage
+
+    log = tmp_path / "s.log"
+    url = f"journal:///{log}"
+    optuna.create_study(storage=open_storage(url), study_name="p", directions=["maximize"])
+    before = _sha(log)
+    refused(capsys, "search", "--budget", 5, "--storage", url, "--study-name", "p", "--out", tmp_path / "o",
+            match="direction")
+    assert _sha(log) == before
+
+
 @pytest.mark.parametrize("attr", ["a string", 3, ["objectives"], True])
 def test_a_calnas_attribute_that_is_not_a_mapping_is_refused_in_one_line(capsys, tmp_path, attr):
     url = f"sqlite:///{tmp_path / 's.db'}"

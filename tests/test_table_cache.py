@@ -119,3 +119,86 @@ def test_shipped_tables_are_cached_too(name, cache, monkeypatch):
         again = tables.load_benchmark(name)
     assert again.frame.equals(first.frame) and again.space is first.space and again.name == name
     assert again.dataset == first.dataset and again.info == first.info
+
+
+def _tables(tmp_path, n: int) -> list:
+    paths = []
+    for i in range(n):
+        path = tmp_path / f"t{i}" / "cifar10_tss.csv"
+        path.parent.mkdir()
+        make_published_frame(TSS, range(40), seed=i).to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def _entries(cache) -> list:
+    return sorted(p.name for p in cache.glob("*.pkl"))
+
+
+def test_the_cache_is_bounded_and_evicts_the_least_recently_used_entry_first(tmp_path, cache, monkeypatch):
+    a, b, c, d = _tables(tmp_path, 4)
+    load_csv(a)
+    (only,) = cache.glob("*.pkl")
+    size = only.stat().st_size
+    monkeypatch.setattr(table_cache, "MAX_BYTES", int(2.5 * size))  # room for two entries
+    load_csv(b)
+    first_two = set(_entries(cache))
+    os.utime(only, ns=(1, 1))  # a's entry is the oldest, whatever the clock's resolution
+    load_csv(c)
+    assert len(_entries(cache)) == 2 and only.name not in _entries(cache)
+    (b_entry,) = first_two - {only.name}
+    os.utime(cache / b_entry, ns=(2, 2))
+    table_cache._memory.clear()
+    with monkeypatch.context() as m:
+        _forbid_parsing(m)
+        load_csv(b)  # read from the disk: b's entry is now the most recently used
+    load_csv(d)
+    assert b_entry in _entries(cache) and len(_entries(cache)) == 2
+    assert sum(p.stat().st_size for p in cache.glob("*.pkl")) <= table_cache.MAX_BYTES
+
+
+def test_an_entry_larger_than_the_bound_is_not_cached(tmp_path, cache, monkeypatch):
+    (path,) = _tables(tmp_path, 1)
+    monkeypatch.setattr(table_cache, "MAX_BYTES", 10_000)  # the entry pickles to more
+    assert len(load_csv(path)) == 40
+    assert not cache.exists() or not list(cache.iterdir())  # no entry, no partial file left
+
+
+def test_the_bound_can_be_set_in_the_environment(tmp_path, cache, monkeypatch):
+    from calnas.errors import UserError
+
+    (path,) = _tables(tmp_path, 1)
+    monkeypatch.setenv(table_cache.MAX_BYTES_ENV, "0")
+    assert len(load_csv(path)) == 40
+    assert not cache.exists() or not _entries(cache)
+    table_cache._memory.clear()
+    monkeypatch.setenv(table_cache.MAX_BYTES_ENV, "1_000_000")
+    load_csv(path)
+    assert len(_entries(cache)) == 1
+    table_cache._memory.clear()
+    for bad in ("lots", "-5", "1e9", "٣"):
+        monkeypatch.setenv(table_cache.MAX_BYTES_ENV, bad)
+        with pytest.raises(UserError, match=table_cache.MAX_BYTES_ENV):
+            load_csv(path)
+
+
+def test_a_table_read_in_chunks_is_the_table_read_at_once(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from calnas import table_files
+    from calnas.errors import UserError
+    from calnas.table_frame import table_from_frame
+
+    monkeypatch.setenv(table_cache.CACHE_ENV, "off")
+    table_cache._memory.clear()
+    path = tmp_path / "cifar10_tss.csv"
+    frame = make_published_frame(TSS, range(0, 700, 3), seed=2)
+    frame.to_csv(path, index=False)
+    monkeypatch.setattr(table_files, "CSV_CHUNK_ROWS", 7)  # 234 rows: 34 chunks, the last one short
+    read = load_csv(path)
+    whole = table_from_frame(pd.read_csv(path), name=str(path), dataset="cifar10")
+    pd.testing.assert_frame_equal(read.frame, whole.frame)
+    header_only = tmp_path / "cifar100_tss.csv"
+    header_only.write_text(",".join(frame.columns) + "\n")
+    with pytest.raises(UserError, match="has no rows"):
+        load_csv(header_only)
