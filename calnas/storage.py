@@ -60,6 +60,17 @@ def open_storage(url: str | None, *, read_only: bool = False, defer_writes: bool
             raise UserError("an in-memory storage holds no earlier search; give the storage a search wrote")
         return optuna.storages.InMemoryStorage()
     url = str(url).strip()
+    try:
+        return _open_persistent(url, read_only, defer_writes)
+    except OSError as exc:
+        if full_disk(exc) is not None:
+            raise  # write_errors says it in its own words, with what to do
+        # The path itself cannot be used (too long, a loop of links, no permission): say so.
+        raise UserError(f"storage {url[:80]!r}{'...' if len(url) > 80 else ''}: "
+                        f"{exc.strerror or exc}") from None
+
+
+def _open_persistent(url: str, read_only: bool, defer_writes: bool):
     journal = _journal_path(url)
     if journal is not None:
         if read_only and (not journal.is_file() or journal.stat().st_size == 0):

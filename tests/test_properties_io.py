@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -71,6 +71,8 @@ def _in_empty_folder(check):
 
 @QUICK
 @given(URL_TEXT)
+@example("a" * 300 + ".log")  # a file name too long for the file system (found by this property)
+@example("sqlite:///" + "b" * 300 + ".db")
 def test_a_storage_url_is_read_or_refused_in_one_line_without_creating_a_file(url):
     from calnas.storage import is_persistent, open_storage
 
