@@ -14,6 +14,11 @@ Reported per task, searcher and budget, over the seeds:
 
 * hypervolume ratio to the true front (normalised space, reference 1.1; docs/search.md):
   median and interquartile range;
+* the same ratio with the reference at the table's worst corner ("corner ref"): per objective
+  the worst value over the whole table, which is 1.0 in the normalised space (each objective is
+  scaled by the table's own min and max). Reference points past the worst corner weigh the
+  extreme members of a front more, the worst corner weighs none of them more, so it favours no
+  searcher; a point that is the table's worst in some objective adds nothing there;
 * true-front points found: distinct objective vectors of the true front that the found front
   reaches (median). On the digits table isomorphic twins have identical rows, so the 357
   true-front *architectures* of (acc, ece) are only 19 distinct points (26 isomorphism classes);
@@ -29,6 +34,19 @@ get their repeats free. A user running Optuna directly would set ``n_trials = bu
 for every trial, so for every Optuna sampler the script also reports ``NAME@trials``: the same
 runs, with the ratio read after ``budget`` *trials* (repeats and failed proposals included).
 The plain rows are the comparison most favourable to the peers.
+
+Peers from other libraries (``benchmarks/peers/``, benchmark-only, in ``.venv-bench``):
+``pymoo-nsga2``, ``pymoo-smsemoa``, ``pymoo-agemoea`` (pymoo, AGE-MOEA needs numba) and
+``syne-morea`` (Syne Tune's multi-objective regularized evolution); ``--searchers peers`` names
+all four. Each runs through its library's ask/tell loop over the table (an evaluation is a
+lookup of the same objective values ``calnas.search`` reads) until it has asked for the largest
+budget of distinct architectures; the distinct ones, in order, are scored by the same code as
+calnas's runs. Their settings and why are in the adapters' docstrings (one rule for all:
+library defaults, the library's documented integer-variable operators, population
+``--peer-population``, default 20). They too can ask for an architecture again, so they get a
+``NAME@trials`` row like Optuna's (every evaluation the library asked for counted). On TSS an
+isomorphic twin is another architecture for the budget (calnas's table counting,
+``dedupe="arch"``); its row holds the same values, so a peer that evaluates twins pays for them.
 
 Files in ``--out`` (default ``runs/search-quality``): ``runs.csv`` (one row per run and budget),
 ``summary.csv``, ``summary.md`` and ``anytime.png`` (median gap ``1 - ratio`` against evaluations, IQR band,
@@ -52,6 +70,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +80,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from calnas.searchers.registry import AUTO  # noqa: E402  (needs the path above when calnas is not installed)
+from benchmarks.peers import PEERS  # noqa: E402  (imports no peer library)
 
 DEFAULT_TASKS = ("digits-tss:acc,ece;digits-tss:acc,post_ece_15,params;"
                  "nats-tss-cifar10:acc,params;nats-tss-cifar100:acc,flops;"
@@ -69,10 +89,12 @@ DEFAULT_SEARCHERS = "guided,local,evolution,random,tpe,nsga2,nsga3,gp"
 OWN = ("guided", "local", "evolution", "auto")  # calnas's samplers: one trial per distinct architecture
 THRESHOLDS = (0.95, 0.99)
 GAP_FLOOR = 1e-5  # a found front equal to the true one has gap 0, which a log axis cannot show
+PEER_POPULATION = 20  # the peers' population (benchmarks/peers/pymoo_peers.py says why)
 
 
-def anytime(result) -> tuple[np.ndarray, np.ndarray]:
-    """Hypervolume ratio and true-front members found after each evaluation of a result."""
+def scoring(result) -> dict:
+    """What scoring a run of a task needs, from any calnas result on it: the objectives, the
+    table's normalisation bounds, the true front's points and hypervolumes (both references)."""
     from calnas import pareto
 
     objectives = result.info["objectives"]
@@ -81,14 +103,33 @@ def anytime(result) -> tuple[np.ndarray, np.ndarray]:
     bounds = result.info["normalisation"]
     best = pareto.as_minimisation([[bounds[n]["best"] for n in names]], directions)[0]
     worst = pareto.as_minimisation([[bounds[n]["worst"] for n in names]], directions)[0]
-    points = pareto.normalise(pareto.as_minimisation(result.trials[names].to_numpy(), directions), best, worst)
-    reference = np.full(len(names), pareto.REFERENCE)
-    true_points = {tuple(p) for p in pareto.normalise(
-        pareto.as_minimisation(result.true_front[names].to_numpy(), directions), best, worst).tolist()}
+    true = pareto.normalise(pareto.as_minimisation(result.true_front[names].to_numpy(), directions), best, worst)
+    corner = np.ones(len(names))  # the table's worst corner, normalised by the table's min and max
+    return {"names": names, "directions": directions, "best": best, "worst": worst,
+            "true_points": {tuple(p) for p in true.tolist()}, "true_hv": result.true_hypervolume,
+            "true_hv_corner": pareto.hypervolume(true, corner), "corner": corner,
+            "true_front_size": result.true_front_points}
+
+
+def anytime(result) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hypervolume ratios (calnas's reference, worst-corner reference) and true-front members
+    found after each evaluation of a result."""
+    context = scoring(result)
+    return anytime_values(result.trials[context["names"]].to_numpy(), context)
+
+
+def anytime_values(values, context: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`anytime` for objective values (in the user's directions, one row per evaluation)."""
+    from calnas import pareto
+
+    points = pareto.normalise(pareto.as_minimisation(values, context["directions"]), context["best"], context["worst"])
+    reference = np.full(len(context["names"]), pareto.REFERENCE)
+    true_points = context["true_points"]
     ratios = np.empty(len(points))
+    corner_ratios = np.empty(len(points))
     found = np.empty(len(points), dtype=int)
-    front = np.zeros((0, len(names)))
-    hv = 0.0
+    front = np.zeros((0, len(context["names"])))
+    hv = hv_corner = 0.0
     reached: set[tuple] = set()
     for i, point in enumerate(points):
         key = tuple(point.tolist())
@@ -98,9 +139,11 @@ def anytime(result) -> tuple[np.ndarray, np.ndarray]:
         if not any(pareto.dominates(f, point) or np.array_equal(f, point) for f in front):
             front = np.vstack([front[~np.array([pareto.dominates(point, f) for f in front], dtype=bool)], point])
             hv = pareto.hypervolume(front, reference)
-        ratios[i] = hv / result.true_hypervolume
+            hv_corner = pareto.hypervolume(front, context["corner"])
+        ratios[i] = hv / context["true_hv"]
+        corner_ratios[i] = hv_corner / context["true_hv_corner"]
         found[i] = len(reached)
-    return ratios, found
+    return ratios, corner_ratios, found
 
 
 def trials_to_distinct(result) -> np.ndarray:
@@ -118,35 +161,93 @@ def trials_to_distinct(result) -> np.ndarray:
 _TABLES: dict = {}  # per worker process: each table is read once, its true fronts then cached
 
 
-def one_run(job: tuple) -> list[dict]:
-    task, objectives, searcher, seed, budget = job
+def _table(task: str):
     import calnas
 
     table = _TABLES.get(task)
     if table is None:
         table = _TABLES[task] = calnas.load_benchmark(task)
+    return table
+
+
+_CONTEXTS: dict = {}
+
+
+def _context(task: str, objectives: str) -> dict:
+    """Scoring context of a task (from a one-evaluation calnas search: the true front and the
+    normalisation do not depend on the searcher)."""
+    import calnas
+
+    key = (task, objectives)
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = scoring(calnas.search(_table(task), objectives, budget=1, searcher="random", seed=0))
+    return _CONTEXTS[key]
+
+
+def per_trial_run(run: dict, distinct: np.ndarray) -> dict:
+    """The same run read per trial (every proposal counted): ``distinct`` is the number of
+    distinct architectures evaluated after each trial."""
+    at = np.maximum(distinct - 1, 0)
+    return {**run, "searcher": f"{run['searcher']}@trials", "indices": None,
+            **{k: np.where(distinct > 0, run[k][at], 0) for k in ("ratios", "corner_ratios", "found")}}
+
+
+def peer_run(job: tuple, population: int) -> list[dict]:
+    from benchmarks.peers import run_peer
+
+    task, objectives, searcher, seed, budget = job
+    table = _table(task)
+    context = _context(task, objectives)
+    start = time.perf_counter()
+    asked = run_peer(searcher, table, objectives, budget, seed, population)
+    seconds = time.perf_counter() - start
+    indices = np.asarray(list(dict.fromkeys(asked)), dtype=np.int64)  # distinct, first-asked order
+    values = table.frame.loc[indices]
+    from calnas import objectives as objectives_module
+
+    spec = objectives_module.parse(objectives, table)
+    values = np.column_stack([o.values(values) for o in spec.objectives])
+    ratios, corner_ratios, found = anytime_values(values, context)
+    run = {"task": f"{task}:{objectives}", "searcher": searcher, "seed": seed, "seconds": seconds,
+           "ratios": ratios, "corner_ratios": corner_ratios, "found": found,
+           "true_front_size": context["true_front_size"], "indices": indices}
+    first_ask = np.zeros(len(asked), dtype=int)  # 1 where a request was an architecture's first
+    first_ask[[asked.index(a) for a in indices]] = 1
+    distinct = np.cumsum(first_ask)
+    return [run, per_trial_run(run, distinct)]
+
+
+def one_run(job: tuple, population: int = PEER_POPULATION) -> list[dict]:
+    task, objectives, searcher, seed, budget = job
+    if searcher in PEERS:
+        return peer_run(job, population)
+    import calnas
+
+    table = _table(task)
     start = time.perf_counter()
     result = calnas.search(table, objectives, budget=budget, searcher=searcher, seed=seed)
     seconds = time.perf_counter() - start
-    ratios, found = anytime(result)
+    ratios, corner_ratios, found = anytime(result)
     assert abs(ratios[-1] - result.hypervolume_ratio) < 1e-9  # the incremental front agrees
     assert found[-1] == result.true_front_points_found
     run = {"task": f"{task}:{objectives}", "searcher": searcher, "seed": seed, "seconds": seconds,
-           "ratios": ratios, "found": found, "true_front_size": result.true_front_points,
-           "indices": result.trials["index"].to_numpy()}
+           "ratios": ratios, "corner_ratios": corner_ratios, "found": found,
+           "true_front_size": result.true_front_points, "indices": result.trials["index"].to_numpy()}
     if searcher in OWN:
         return [run]
     # The same run read per Optuna trial: what n_trials = budget buys.
-    distinct = trials_to_distinct(result)
-    at = np.maximum(distinct - 1, 0)
-    per_trial = {**run, "searcher": f"{searcher}@trials", "indices": None,
-                 "ratios": np.where(distinct > 0, ratios[at], 0.0), "found": np.where(distinct > 0, found[at], 0)}
-    return [run, per_trial]
+    return [run, per_trial_run(run, trials_to_distinct(result))]
 
 
-def check_prefix(task: str, objectives: str, searcher: str, budget: int, full: dict) -> None:
+def check_prefix(task: str, objectives: str, searcher: str, budget: int, full: dict,
+                 population: int = PEER_POPULATION) -> None:
     import calnas
 
+    if searcher in PEERS:
+        short = peer_run((task, objectives, searcher, full["seed"], budget), population)[0]
+        if not np.array_equal(short["indices"], full["indices"][:budget]):
+            raise SystemExit(f"{searcher}: a run of {budget} is not a prefix of a longer run; budgets cannot share runs")
+        return
     short = calnas.search(task, objectives, budget=budget, searcher=searcher, seed=full["seed"])
     if not np.array_equal(short.trials["index"].to_numpy(), full["indices"][:budget]):
         raise SystemExit(f"{searcher}: a run of {budget} is not a prefix of a longer run; budgets cannot share runs")
@@ -159,7 +260,8 @@ def summarise(runs: list[dict], budgets: list[int]) -> tuple[pd.DataFrame, pd.Da
             if budget > len(run["ratios"]):
                 continue
             row = {"task": run["task"], "searcher": run["searcher"], "seed": run["seed"], "budget": budget,
-                   "hv_ratio": run["ratios"][budget - 1], "true_front_points_found": run["found"][budget - 1],
+                   "hv_ratio": run["ratios"][budget - 1], "hv_ratio_corner": run["corner_ratios"][budget - 1],
+                   "true_front_points_found": run["found"][budget - 1],
                    "true_front_size": run["true_front_size"]}
             for t in THRESHOLDS:
                 reached = np.flatnonzero(run["ratios"][:budget] >= t)
@@ -172,6 +274,9 @@ def summarise(runs: list[dict], budgets: list[int]) -> tuple[pd.DataFrame, pd.Da
         hv_ratio_median=("hv_ratio", "median"),
         hv_ratio_q25=("hv_ratio", lambda s: s.quantile(0.25)),
         hv_ratio_q75=("hv_ratio", lambda s: s.quantile(0.75)),
+        hv_corner_median=("hv_ratio_corner", "median"),
+        hv_corner_q25=("hv_ratio_corner", lambda s: s.quantile(0.25)),
+        hv_corner_q75=("hv_ratio_corner", lambda s: s.quantile(0.75)),
         found_median=("true_front_points_found", "median"),
         true_front_size=("true_front_size", "first"),
         **{f"evals_to_{t}_median": (f"evals_to_{t}", _median_never) for t in THRESHOLDS},
@@ -192,12 +297,14 @@ def markdown(summary: pd.DataFrame) -> str:
     lines = []
     for task, block in summary.groupby("task", sort=False):
         lines += [f"### {task}", "",
-                  "| searcher | budget | seeds | HV ratio median [IQR] | true-front points found (median / total) | "
+                  "| searcher | budget | seeds | HV ratio median [IQR] | HV ratio, corner ref, median [IQR] | "
+                  "true-front points found (median / total) | "
                   + " | ".join(f"evals to {t} (reached)" for t in THRESHOLDS) + " |",
-                  "| --- | ---: | ---: | --- | --- |" + " --- |" * len(THRESHOLDS)]
+                  "| --- | ---: | ---: | --- | --- | --- |" + " --- |" * len(THRESHOLDS)]
         for r in block.to_dict("records"):
             cells = [r["searcher"], str(r["budget"]), str(r["seeds"]),
                      f"{r['hv_ratio_median']:.4f} [{r['hv_ratio_q25']:.4f}, {r['hv_ratio_q75']:.4f}]",
+                     f"{r['hv_corner_median']:.4f} [{r['hv_corner_q25']:.4f}, {r['hv_corner_q75']:.4f}]",
                      f"{r['found_median']:g} / {r['true_front_size']}"]
             for t in THRESHOLDS:
                 med = r[f"evals_to_{t}_median"]
@@ -246,7 +353,11 @@ def plot(runs: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=DEFAULT_TASKS, help="BENCHMARK:OBJECTIVES;... (default: %(default)s)")
-    parser.add_argument("--searchers", default=DEFAULT_SEARCHERS)
+    parser.add_argument("--searchers", default=DEFAULT_SEARCHERS,
+                        help=f"comma-separated; peers from other libraries: {', '.join(PEERS)} "
+                             "('peers' = all four; run with .venv-bench/bin/python)")
+    parser.add_argument("--peer-population", type=int, default=PEER_POPULATION,
+                        help="population of the evolutionary peers (default %(default)s; see benchmarks/peers/)")
     parser.add_argument("--budgets", default="50,100,200,500")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--gp-budget", type=int, default=50)
@@ -257,7 +368,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "search-quality")
     args = parser.parse_args()
-    searchers = args.searchers.split(",")
+    searchers = list(dict.fromkeys(p for s in args.searchers.split(",") for p in (PEERS if s == "peers" else [s])))
+    for searcher in searchers:
+        if searcher in PEERS:
+            from benchmarks.peers import missing
+
+            reason = missing(searcher)
+            if reason is not None:
+                raise SystemExit(reason)
     budgets = sorted(int(b) for b in args.budgets.split(","))
     seeds = args.seeds
     if args.quick:
@@ -278,11 +396,11 @@ def main() -> None:
     # gp first: its runs are the longest, so the pool does not wait on them at the end.
     jobs.sort(key=lambda j: j[2] != "gp")
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        runs = [run for pair in pool.map(one_run, jobs) for run in pair]
+        runs = [run for pair in pool.map(partial(one_run, population=args.peer_population), jobs) for run in pair]
     for searcher in searchers:
         first = next(r for r in runs if r["searcher"] == searcher)
         task, objectives = first["task"].rsplit(":", 1)
-        check_prefix(task, objectives, searcher, min(budgets[0], len(first["ratios"])), first)
+        check_prefix(task, objectives, searcher, min(budgets[0], len(first["ratios"])), first, args.peer_population)
 
     args.out.mkdir(parents=True, exist_ok=True)
     per_run, summary = summarise(runs, budgets)
