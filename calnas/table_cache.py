@@ -29,6 +29,7 @@ import hashlib
 import os
 import pickle
 import tempfile
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -38,6 +39,7 @@ CACHE_ENV = "CALNAS_CACHE_DIR"
 # The most the folder's entries may total; a 1.5 GB table pickles to about 1.3 GB.
 MAX_BYTES = 1 << 30
 MAX_BYTES_ENV = "CALNAS_CACHE_MAX_BYTES"
+STALE_PARTIAL_S = 3600  # a partial entry older than this was left by a killed writer
 FORMAT = 1  # bump when what a parsed table holds changes
 _MEMORY_ENTRIES = 8
 _memory: OrderedDict = OrderedDict()
@@ -150,12 +152,17 @@ def evict(folder: Path, limit: int) -> None:
     most ``limit`` bytes. Another process may remove or replace entries meanwhile; what it took
     is simply gone."""
     entries = []
+    now = time.time()
     for entry in folder.glob("*.pkl"):
-        if entry.name.startswith(".partial-"):
-            continue  # another process's entry being written
         try:
             stat = entry.stat()
         except OSError:
+            continue
+        if entry.name.startswith(".partial-"):
+            # Another process's entry being written, unless untouched for an hour: then a writer
+            # that was killed mid-way left it, and nothing will ever finish or remove it.
+            if now - stat.st_mtime > STALE_PARTIAL_S:
+                entry.unlink(missing_ok=True)
             continue
         entries.append((stat.st_mtime_ns, stat.st_size, entry))
     total = sum(size for _, size, _ in entries)

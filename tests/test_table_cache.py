@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -202,3 +203,15 @@ def test_a_table_read_in_chunks_is_the_table_read_at_once(tmp_path, monkeypatch)
     header_only.write_text(",".join(frame.columns) + "\n")
     with pytest.raises(UserError, match="has no rows"):
         load_csv(header_only)
+
+
+def test_a_partial_entry_a_killed_writer_left_is_removed_and_a_fresh_one_kept(tmp_path, cache):
+    a, b = _tables(tmp_path, 2)
+    load_csv(a)
+    stale, fresh = cache / ".partial-stale.pkl", cache / ".partial-fresh.pkl"
+    stale.write_bytes(b"x" * 100)
+    fresh.write_bytes(b"y" * 100)
+    old = time.time() - 2 * table_cache.STALE_PARTIAL_S
+    os.utime(stale, (old, old))
+    load_csv(b)  # storing its entry sweeps the folder
+    assert not stale.exists() and fresh.exists()
