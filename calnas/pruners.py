@@ -205,8 +205,9 @@ def _scaled(vectors, directions: Sequence[str]) -> np.ndarray:
 
     pts = as_minimisation(np.asarray(vectors, dtype=float), directions)
     pts = np.where(np.isfinite(pts), pts, np.inf)
-    finite = np.where(np.isfinite(pts), pts, np.nan)
-    lower, upper = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
+    ok = np.isfinite(pts)
+    # inf where an objective has no finite value at all (replaced below), without nanmin's warning
+    lower, upper = np.where(ok, pts, np.inf).min(axis=0), np.where(ok, pts, -np.inf).max(axis=0)
     lower, upper = np.where(np.isfinite(lower), lower, 0.0), np.where(np.isfinite(upper), upper, 1.0)
     span = np.where(upper > lower, upper - lower, 1.0)
     return np.where(np.isfinite(pts), (pts - lower) / span, 1.05)
