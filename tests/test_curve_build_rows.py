@@ -5,6 +5,8 @@ the curve epochs, gives the row the build wrote, at two epochs of its curve and 
 panel. Within float32's last digits, not exactly: two sessions' machines, both reported as
 "AMD EPYC" with AVX-512, gave the same accuracies and losses differing by about 1e-6 (the
 network's float32 kernels differ between CPU models), and a table's rows are built on several.
+On an Intel Xeon machine the same losses moved one test confidence across an ECE bin edge
+(pre_ECE_15 2.3e-4 apart), so binned errors get the 2/N a single crossing can move them.
 When the table ships, this reads the shipped rows instead.
 """
 
@@ -23,8 +25,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SLICES = sorted((ROOT / "builds" / "digits_tss_curves").glob("rows-*.csv.gz"))
 
-# float32 training: the seventh significant digit can differ between CPU models; the accuracy
-# (a count of test images) by at most one image.
+# float32 training: the seventh significant digit can differ between CPU models (AMD EPYC and
+# Intel Xeon machines both built rows); the accuracy (a count of test images) by at most one image.
 RTOL, ATOL = 1e-4, 1e-5
 
 
@@ -85,7 +87,11 @@ def test_checkpointed_curve_rows_retrain_to_the_same_values():
 def _close(column: str, got: float, want: float, splits) -> bool:
     if np.isnan(got) and np.isnan(want):
         return True
+    images = len(splits.val_y) if column.startswith("val") else len(splits.test_y)
     if column.endswith("acc"):
-        images = len(splits.val_y) if column.startswith("val") else len(splits.test_y)
         return abs(got - want) <= 1.0 / images + 1e-12
+    if "ECE" in column:
+        # A confidence that moves across a bin edge by a last-digit difference moves the binned
+        # error by up to 2/N (its weight leaves one bin's gap and joins another's).
+        return abs(got - want) <= 2.0 / images + ATOL
     return bool(np.isclose(got, want, rtol=RTOL, atol=ATOL))
