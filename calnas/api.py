@@ -146,6 +146,7 @@ def _run(evaluator, spec, budget, searcher, searcher_name, seed, storage, study_
     study = open_study(storage, study_name, spec, evaluator)
     run = _run_settings(searcher, searcher_name, seed, budget,
                         None if fidelity is None else fidelity.record(evaluator.max_epochs))
+    _check_same_rule(study, run)
     evaluator.attach(study)
     record = worker_record(study, evaluator, spec)
     record.update()
@@ -185,6 +186,27 @@ def _run_settings(searcher, searcher_name: str, seed: int, budget: int, fidelity
     if fidelity is not None:
         run["fidelity"] = fidelity
     return run
+
+
+# The settings that decide which trainings stop: a study's trials were decided under them, so a
+# resume under others would rank rungs it never recorded (--budget-epochs is a budget: it may change).
+_RULE_KEYS = ("early_stopping", "min_epochs", "eta", "rung_metric", "max_epochs")
+
+
+def _check_same_rule(study, run: dict) -> None:
+    """Refuse to continue a study under another early-stopping rule than its earlier runs'."""
+    def rule(fidelity):
+        return {k: (fidelity or {}).get(k, "none" if k == "early_stopping" else None) for k in _RULE_KEYS}
+
+    earlier = [r for r in rec.runs_of(study.user_attrs) if isinstance(r, dict)]
+    if not earlier or not study.trials:
+        return
+    before, now = rule(earlier[-1].get("fidelity")), rule(run.get("fidelity"))
+    if before != now:
+        changed = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in _RULE_KEYS if before[k] != now[k])
+        raise UserError(f"study {study.study_name!r} was searched with another early-stopping rule ({changed}); "
+                        "resume it with the same --early-stopping/--min-epochs/--eta/--rung-metric, or use a new "
+                        "--study-name")
 
 
 def _record_run(study, run: dict, workers: int, held: int) -> None:

@@ -101,6 +101,20 @@ def test_a_resumed_search_keeps_its_decisions_and_trains_only_new_architectures(
     assert again.evaluations == 14
 
 
+def test_a_resume_under_another_early_stopping_rule_is_refused(searched):
+    from calnas.errors import UserError
+
+    result, folder = searched
+    before = len(result.study.get_trials())
+    config = calnas.LiveConfig(dataset="digits", protocol=TINY4, table_out=str(folder / "t.csv"))
+    for changed in ({"early_stopping": "hyperband", "eta": 2}, {"early_stopping": "asha", "eta": 4},
+                    {"early_stopping": "none"}):
+        with pytest.raises(UserError, match="another early-stopping rule"):
+            calnas.search(objectives="acc,ece", budget=20, seed=3, live=config,
+                          storage=f"sqlite:///{folder / 's.db'}", study_name="x", **changed)
+    assert len(optuna.load_study(study_name="x", storage=f"sqlite:///{folder / 's.db'}").get_trials()) == before
+
+
 def test_the_cli_runs_a_live_early_stopping_search_and_refuses_bad_settings(tmp_path, run_cli):
     done = run_cli("search", "--live", *FLAGS, "--objective", "acc,ece", "--budget", "6", "--seed", "2",
                    "--early-stopping", "hyperband", "--eta", "2", "--out", tmp_path / "o", "--no-plot", "--json")
