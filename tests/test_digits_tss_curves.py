@@ -34,7 +34,7 @@ def test_every_class_has_three_seeds_at_every_curve_epoch(curves):
     classes = sorted(set(tss_meta()["iso"]))
     rows = curves.frame.reset_index()
     assert sorted(rows["index"].unique()) == classes
-    assert rows.groupby("index")["seed"].apply(lambda s: tuple(sorted(s))).eq(tuple(CURVE_SEEDS)).all()
+    assert rows.groupby("index")["seed"].apply(lambda s: tuple(sorted(s)) == tuple(CURVE_SEEDS)).all()
     assert curves.epochs[0] == 1 and curves.last_epoch == DIGITS_TSS_CURVES.epochs
     first = classes[0]
     for epoch in curves.epochs:
