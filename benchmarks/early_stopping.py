@@ -83,14 +83,14 @@ def _reach(result, target: float) -> float | None:
 
 
 def compute(table_path: str, seeds: int, workers: int, searchers: list[str], eta: int, target_budget: int,
-            max_factor: float, objectives: str) -> dict:
+            max_factor: float, objectives: str, first_seed: int = 0) -> dict:
     import optuna
 
     from calnas.api import search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = {}
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         full = search(table_path, objectives, budget=target_budget, searcher="guided", seed=seed,
                       simulated_workers=workers)
         target = float(full.hypervolume)
@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("what", choices=["rung-metrics", "compute"])
     ap.add_argument("--table", required=True, help="a curve build CSV (calnas table build --curves)")
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds FIRST ... FIRST+SEEDS-1 (split a run over processes)")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--searchers", default="guided,random,tpe")
     ap.add_argument("--eta", type=int, default=2)
@@ -134,7 +135,7 @@ def main() -> None:
             print("| " + " | ".join(str(row[h]) for h in header) + " |")
     else:
         summary = compute(args.table, args.seeds, args.workers, args.searchers.split(","), args.eta,
-                          args.target_budget, args.max_factor, args.objectives)
+                          args.target_budget, args.max_factor, args.objectives, args.first_seed)
         print(json.dumps(summary, indent=2))
 
 
