@@ -76,7 +76,9 @@ def search(
         if simulated_workers is not None:
             raise UserError("simulated workers replay a curve table; a live search trains on --workers processes")
         evaluator, spec = prepare(None, objectives, constraints, dedupe, live=live, workers=workers)
-        fidelity = _fidelity(early_stopping, min_epochs, eta, rung_metric, budget_epochs, 1).checked(evaluator.max_epochs)
+        from calnas.fidelity import Fidelity
+
+        fidelity = Fidelity(early_stopping, min_epochs, eta, rung_metric, budget_epochs).checked(evaluator.max_epochs)
         return run_search(evaluator, spec, budget=budget, searcher=searcher, seed=seed, storage=storage,
                           study_name=study_name, workers=workers, progress=progress, report=report, fidelity=fidelity)
     if early_stopping != "none" or budget_epochs is not None or simulated_workers is not None:
@@ -225,6 +227,7 @@ def simulate_search(benchmark=None, objectives=DEFAULTS["objectives"], budget=DE
     from calnas import searchers
     from calnas.curve_table import load_curves
     from calnas.rebuild import load_result
+    from calnas.fidelity import Fidelity
     from calnas.simulation import TOTALS_ATTR, simulate
     from calnas.storage import write_errors
     from calnas.study import open_study
@@ -234,8 +237,8 @@ def simulate_search(benchmark=None, objectives=DEFAULTS["objectives"], budget=DE
     budget = check_int("budget", budget, minimum=1)
     seed = check_seed(seed)
     curves = load_curves(benchmark, data_dir)
-    fidelity = _fidelity(early_stopping, min_epochs, eta, rung_metric, budget_epochs,
-                         1 if simulated_workers is None else simulated_workers).checked(curves.last_epoch, curves.epochs)
+    fidelity = Fidelity(early_stopping, min_epochs, eta, rung_metric, budget_epochs,
+                        1 if simulated_workers is None else simulated_workers).checked(curves.last_epoch, curves.epochs)
     evaluator, spec = prepare(benchmark, objectives, constraints, dedupe, data_dir=data_dir)
     searcher_name = searchers.resolve(searcher)
 
@@ -253,13 +256,6 @@ def simulate_search(benchmark=None, objectives=DEFAULTS["objectives"], budget=DE
         record = simulate(study, evaluator, curves, spec, searcher=searcher_name, seed=seed, budget=budget,
                           fidelity=fidelity)
     return with_noise_ceiling(load_result(study, record), curves, spec)
-
-
-def _fidelity(early_stopping, min_epochs, eta, rung_metric, budget_epochs, workers):
-    from calnas.fidelity import DEFAULT_RUNG_METRIC, Fidelity
-
-    return Fidelity(early_stopping, min_epochs, eta, DEFAULT_RUNG_METRIC if rung_metric is None else rung_metric,
-                    budget_epochs, workers)
 
 
 def with_noise_ceiling(result: SearchResult, benchmark, spec) -> SearchResult:

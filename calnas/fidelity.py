@@ -35,7 +35,7 @@ class Fidelity:
     early_stopping: str = "none"
     min_epochs: int = 1
     eta: int = 2
-    rung_metric: tuple[str, ...] = DEFAULT_RUNG_METRIC
+    rung_metric: tuple[str, ...] | str | None = DEFAULT_RUNG_METRIC
     budget_epochs: int | None = None
     workers: int = 1
 
@@ -50,8 +50,8 @@ class Fidelity:
             raise UserError(f"unknown early stopping {self.early_stopping!r}; expected one of {', '.join(EARLY_STOPPING)}")
         workers = check_int("simulated workers", self.workers, minimum=1, maximum=4096)
         budget_epochs = None if self.budget_epochs is None else check_int("budget epochs", self.budget_epochs, minimum=1)
-        metric = tuple(str(m).strip() for m in (self.rung_metric.split(",") if isinstance(self.rung_metric, str)
-                                                 else self.rung_metric) if str(m).strip())
+        given = DEFAULT_RUNG_METRIC if self.rung_metric is None else self.rung_metric  # None: the user said nothing
+        metric = tuple(str(m).strip() for m in (given.split(",") if isinstance(given, str) else given) if str(m).strip())
         unknown = [m for m in metric if m not in POINT_COLUMNS or m in _NOT_RANKED]
         if not metric or unknown:
             rankable = [c for c in POINT_COLUMNS if c not in _NOT_RANKED]

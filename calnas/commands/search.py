@@ -140,12 +140,13 @@ def search_cmd(
         if live_config is not None and options["simulated-workers"] is not None:
             raise UserError("--simulated-workers replays a curve table (--benchmark); a live search trains on --workers")
         if live_config is not None and (stopping != "none" or options["budget-epochs"] is not None):
-            from calnas.api import DEFAULTS as LIBRARY_DEFAULTS, _fidelity
+            from calnas.api import DEFAULTS as LIBRARY_DEFAULTS
+            from calnas.fidelity import Fidelity
 
             given_or_default = {k: LIBRARY_DEFAULTS[k.replace("-", "_")] if options[k] is None else options[k]
                                 for k in ("min-epochs", "eta")}
-            fidelity = _fidelity(stopping, given_or_default["min-epochs"], given_or_default["eta"],
-                                 options["rung-metric"], options["budget-epochs"], 1)
+            fidelity = Fidelity(stopping, given_or_default["min-epochs"], given_or_default["eta"],
+                                options["rung-metric"], options["budget-epochs"])
         elif stopping != "none" or options["budget-epochs"] is not None or options["simulated-workers"] is not None:
             fidelity = {k: options[k] for k in ("min-epochs", "eta") if options[k] is not None}
             with flag_names(FLAGS):
