@@ -91,7 +91,6 @@ _FREE_MARKS = (TAKEN_BY, NOT_IN_TABLE, INFEASIBLE, OVER_BUDGET)
 # epoch) and, live, its learning curve (the points at the rungs and the geometric epochs).
 EPOCHS_REACHED, STOPPED, TRAIN_SECONDS, ENDED, CURVE = ("calnas:epochs", "calnas:stopped", "calnas:train_seconds",
                                                         "calnas:sim_end", "calnas:curve")
-SIMULATED_STOP = STOPPED  # the older name
 
 
 @dataclass
@@ -285,11 +284,11 @@ class StudyRecord:
     def _written_by_calnas(self, trial) -> bool:
         """Whether a finished trial read from the storage is an evaluation calnas recorded: a
         COMPLETE or failed one carries its metrics (a mapping) and,
-        when :attr:`values_of` is set, the values those metrics give; a pruned one (a simulated
-        early stop) says where it stopped."""
+        when :attr:`values_of` is set, the values those metrics give; a pruned one (an early
+        stop, simulated or live) says where it stopped."""
         attrs = trial.user_attrs
         if trial.state == TrialState.PRUNED:
-            return SIMULATED_STOP in attrs
+            return STOPPED in attrs
         if not isinstance(attrs.get(METRICS), dict):
             return False
         if trial.state != TrialState.COMPLETE or attrs.get(FAILURE) is not None:
