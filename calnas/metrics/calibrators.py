@@ -339,6 +339,12 @@ def _newton_cg(problem: _AffineProblem) -> np.ndarray:
     b = problem.xt.T @ problem.xt / problem.n
     wb, qb = np.linalg.eigh(b)
     wb = np.maximum(wb, 1e-10 * wb.max())
+    # The intercept penalty adds u u' to every class's block (u = sqrt(2 mu) g); on log-probability
+    # features g's shift -m / sigma is large, and left out of the preconditioner this term took
+    # Dirichlet calibration three times the products. It is inverted exactly by Sherman-Morrison.
+    u = np.sqrt(2.0 * problem.mu) * problem.g[0]
+    bu = ((u @ qb) / wb) @ qb.T  # B^-1 u
+    ubu = float(u @ bu)
     v = problem.start.astype(np.float64).copy()
     loss, grad = problem.loss_grad(v)
     products = 0
@@ -354,7 +360,9 @@ def _newton_cg(problem: _AffineProblem) -> np.ndarray:
         scale = 1.0 / (wa[:, None] * wb[None, :])
 
         def precondition(r):
-            return qa @ ((qa.T @ r @ qb) * scale) @ qb.T
+            x = ((qa.T @ r @ qb) * scale) @ qb.T  # (lambda_a B)^-1 y_a per rotated class a
+            x -= np.outer((x @ u) / (wa + ubu), bu)  # (lambda_a B + u u')^-1 y_a
+            return qa @ x
 
         step, residual = np.zeros_like(v), grad.copy()
         z = precondition(residual)
