@@ -72,6 +72,8 @@ def search(
     With ``live``, the same options stop real trainings at their rungs (on the validation split's
     curve points; :mod:`calnas.fidelity`), with ``workers`` processes as in any live search.
     """
+    if benchmark is None and live is None:
+        benchmark = _default_benchmark()
     if live is not None and (early_stopping != "none" or budget_epochs is not None):
         if simulated_workers is not None:
             raise UserError("simulated workers replay a curve table; a live search trains on --workers processes")
@@ -218,6 +220,14 @@ def _record_run(study, run: dict, workers: int, held: int) -> None:
     study.set_user_attr(rec.RUN_ATTR, run)
 
 
+def _default_benchmark() -> str:
+    """The embedded default's name, so that a search without a benchmark also finds the default's
+    curves (its noise ceiling, early-stopping simulation) when the default is a curve table."""
+    from calnas.tables import default_benchmark
+
+    return default_benchmark()
+
+
 def simulate_search(benchmark=None, objectives=DEFAULTS["objectives"], budget=DEFAULTS["budget"],
                     searcher=DEFAULTS["searcher"], seed=DEFAULTS["seed"], constraints=None, dedupe=None, *,
                     data_dir=None, storage=None, study_name=None, live=None,
@@ -236,7 +246,7 @@ def simulate_search(benchmark=None, objectives=DEFAULTS["objectives"], budget=DE
         raise UserError("simulated workers replay a curve table; a live search trains on --workers processes")
     budget = check_int("budget", budget, minimum=1)
     seed = check_seed(seed)
-    curves = load_curves(benchmark, data_dir)
+    curves = load_curves(_default_benchmark() if benchmark is None else benchmark, data_dir)
     fidelity = Fidelity(early_stopping, min_epochs, eta, rung_metric, budget_epochs,
                         1 if simulated_workers is None else simulated_workers).checked(curves.last_epoch, curves.epochs)
     evaluator, spec = prepare(benchmark, objectives, constraints, dedupe, data_dir=data_dir)

@@ -229,8 +229,8 @@ def curve_source(benchmark) -> CurveTable | None:
         return benchmark
     if benchmark is None or isinstance(benchmark, pd.DataFrame) or not isinstance(benchmark, (str, Path)):
         return None
-    if isinstance(benchmark, str) and _embedded_curves_present(benchmark):
-        return _embedded_curves(benchmark)
+    if isinstance(benchmark, str) and _embedded_curves_present(benchmark.lower()):
+        return _embedded_curves(benchmark.lower())
     path = Path(str(benchmark))
     if not path.is_file():
         return None

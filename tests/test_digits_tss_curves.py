@@ -69,3 +69,19 @@ def test_cli_lists_it_and_simulates_early_stopping_on_it(run_cli, tmp_path):
     assert searched.returncode == 0, searched.stderr
     summary = json.loads(searched.stdout)
     assert summary["evaluations"] == 60 and 0 < summary["hypervolume_ratio"] <= 1
+
+
+def test_it_is_the_embedded_default_and_a_plain_search_reads_its_curves(run_cli, tmp_path):
+    """Without --benchmark a search runs on this table: its report carries the noise ceiling, and
+    early stopping replays its curves (no --benchmark needed)."""
+    from calnas.tables import default_benchmark
+
+    assert default_benchmark() == NAME
+    plain = run_cli("search", "--objective", "acc,ece", "--budget", "40", "--out", tmp_path / "p", "--no-plot",
+                    "--json")
+    assert plain.returncode == 0, plain.stderr
+    summary = json.loads(plain.stdout)
+    assert 0.5 < summary["noise_ceiling"]["min"] <= summary["noise_ceiling"]["median"] < 1
+    stopped = calnas.search(objectives="acc,ece", budget=40, early_stopping="asha")
+    assert stopped.info["noise_ceiling"] == summary["noise_ceiling"]
+    assert stopped.evaluations == 40

@@ -170,7 +170,10 @@ def search_cmd(
             result = run_search(evaluator, spec, budget=options["budget"], searcher=options["searcher"],
                                 seed=options["seed"], storage=options["storage"], study_name=options["study-name"],
                                 workers=options["workers"], progress=advance, report=watch, fidelity=fidelity)
-            result = with_noise_ceiling(result, options["benchmark"], spec)
+            if live_config is None:
+                from calnas.tables import default_benchmark
+
+                result = with_noise_ceiling(result, options["benchmark"] or default_benchmark(), spec)
         report(result, out_dir, as_json=options["json"], plot=not options["no-plot"])
 
 
