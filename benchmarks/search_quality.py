@@ -360,6 +360,8 @@ def main() -> None:
                         help="population of the evolutionary peers (default %(default)s; see benchmarks/peers/)")
     parser.add_argument("--budgets", default="50,100,200,500")
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (develop on other seeds than the measurement's)")
     parser.add_argument("--gp-budget", type=int, default=50)
     parser.add_argument("--gp-seeds", type=int, default=3)
     parser.add_argument("--gp-tasks", type=int, default=1, help="gp runs on the first N tasks only")
@@ -389,9 +391,9 @@ def main() -> None:
             if searcher == "gp":
                 if (task, objectives) not in tasks[:args.gp_tasks]:
                     continue
-                jobs += [(task, objectives, searcher, s, min(args.gp_budget, budgets[-1])) for s in range(args.gp_seeds)]
+                jobs += [(task, objectives, searcher, s, min(args.gp_budget, budgets[-1])) for s in range(args.first_seed, args.first_seed + args.gp_seeds)]
             else:
-                jobs += [(task, objectives, searcher, s, budgets[-1]) for s in range(seeds)]
+                jobs += [(task, objectives, searcher, s, budgets[-1]) for s in range(args.first_seed, args.first_seed + seeds)]
     start = time.perf_counter()
     # gp first: its runs are the longest, so the pool does not wait on them at the end.
     jobs.sort(key=lambda j: j[2] != "gp")

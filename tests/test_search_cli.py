@@ -184,6 +184,6 @@ def test_anytime_hypervolume_column_and_plot(run_cli, tmp_path):
 
 def test_result_reprs_for_notebooks():
     result = calnas.search(None, "acc,ece", budget=20, seed=0)
-    assert repr(result).startswith("<SearchResult guided on digits-tss (acc,ece): 20 evaluations")
+    assert repr(result).startswith(f"<SearchResult guided on {calnas.tables.default_benchmark()} (acc,ece): 20 evaluations")
     page = result._repr_html_()
     assert "<table" in page and "data:image/png;base64," in page

@@ -28,7 +28,7 @@ def test_embedded_accuracy_tables_are_the_real_numbers():
 
 def test_default_benchmark_and_api():
     table = calnas.load_benchmark(None)
-    assert table.name in ("digits-tss", "nats-tss-cifar10")
+    assert table.name in ("digits-tss-curves", "digits-tss", "nats-tss-cifar10")
     frame = table.to_frame()
     assert {"index", "arch", "acc"} <= set(frame.columns)
 
