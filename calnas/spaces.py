@@ -129,6 +129,11 @@ class Space:
         """Optuna categorical parameters: name -> choices, one per edge / layer."""
         raise NotImplementedError
 
+    def ordinal_params(self) -> frozenset:
+        """Parameters whose choices are ordered (in ``param_choices`` order), so that choices
+        further apart are less alike: a surrogate measures distance along them."""
+        return frozenset()
+
     def to_params(self, arch) -> dict:
         return dict(zip(self.param_choices(), self._genes(self.parse(arch))))
 
@@ -283,6 +288,9 @@ class SizeSpace(Space):
     def _genes(self, canonical: str) -> list:
         return [int(c) for c in canonical.split(":")]
 
+    def ordinal_params(self) -> frozenset:
+        return frozenset(self.param_choices())  # widths: 8 < 16 < ... < 64
+
     def _from_genes(self, genes: Sequence) -> str:
         return ":".join(str(int(c)) for c in genes)
 
@@ -370,6 +378,9 @@ class RecipeSpace(Space):
 
     def param_choices(self) -> dict[str, tuple]:
         return {**self.base.param_choices(), "recipe": self.recipes}
+
+    def ordinal_params(self) -> frozenset:
+        return self.base.ordinal_params()
 
     def _genes(self, canonical: str) -> list:
         arch, _, recipe = canonical.rpartition(RECIPE_SEPARATOR)

@@ -35,6 +35,8 @@ class Domain:
         self._neighbours: dict[int, list[int]] = {}
         self._onehot: np.ndarray | None = None
         self._encoded: np.ndarray | None = None
+        self._code: np.ndarray | None = None
+        self._coded: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -71,6 +73,42 @@ class Domain:
                 self._onehot[pos, [lookup[item] for item in self.space.to_params(self.archs[pos]).items()]] = 1.0
             self._encoded[todo] = True
         return self._onehot[positions]
+
+    def code(self, positions) -> np.ndarray:
+        """The surrogate's encoding: half the squared distance of two rows is how many edges
+        (layers) differ, counting an ordinal parameter (``Space.ordinal_params``, the widths)
+        by how many steps apart its two choices are. Categorical parameters are one-hot; an
+        ordinal one with c choices is c - 1 thermometer bits scaled by sqrt 2 (choice k sets
+        the first k), so 8 and 16 channels are one step apart and 8 and 64 seven. Rows are
+        encoded on first use, as :meth:`onehot`'s."""
+        ordinal = self.space.ordinal_params()
+        if not ordinal:
+            return self.onehot(positions)
+        if self._code is None:
+            width = sum(len(v) - 1 if name in ordinal else len(v) for name, v in self.space.param_choices().items())
+            self._code = np.zeros((len(self.archs), width))
+            self._coded = np.zeros(len(self.archs), dtype=bool)
+        positions = np.asarray(positions, dtype=np.int64)
+        todo = np.unique(positions[~self._coded[positions]])
+        if todo.size:
+            choices = self.space.param_choices()
+            for pos in todo:
+                row, start = self._code[pos], 0
+                for name, value in self.space.to_params(self.archs[pos]).items():
+                    k = choices[name].index(value)
+                    if name in ordinal:
+                        row[start:start + k] = np.sqrt(2.0)
+                        start += len(choices[name]) - 1
+                    else:
+                        row[start + k] = 1.0
+                        start += len(choices[name])
+            self._coded[todo] = True
+        return self._code[positions]
+
+    def max_distance(self) -> float:
+        """The largest distance :meth:`code` can give (every parameter at its furthest)."""
+        ordinal = self.space.ordinal_params()
+        return float(sum(len(v) - 1 if name in ordinal else 1 for name, v in self.space.param_choices().items()))
 
     @cached_property
     def _onehot_columns(self) -> dict[tuple, int]:

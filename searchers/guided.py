@@ -27,7 +27,7 @@ from calnas.optuna_compat import study_id_of
 from calnas.pareto import REFERENCE, best_improvements, front_mask, normalise
 from calnas.searchers._base import History
 from calnas.searchers.local import LocalSearchSampler
-from calnas.searchers.surrogate import HammingGP
+from calnas.searchers.surrogate import ArchitectureGP
 
 N_STARTUP = 15
 BETA = 2.0
@@ -46,7 +46,7 @@ class GuidedLocalSampler(LocalSearchSampler):
         self.beta = beta
         self.mix = mix  # probability that a proposal is a plain local-search move
         self.until = until  # evaluations after which every proposal is (None: never)
-        self._models: dict[int, HammingGP] = {}
+        self._models: dict[int, ArchitectureGP] = {}
 
     def propose(self, study, history: History) -> int | None:
         if len(history) < self.n_startup:
@@ -75,7 +75,8 @@ class GuidedLocalSampler(LocalSearchSampler):
         scaled = normalise(points, lower, upper)
         constrained = bool(np.any(violations > 0))
         targets = np.column_stack([scaled, violations]) if constrained else scaled
-        model = self._models.setdefault(study_id_of(study), HammingGP(self._domain.onehot))
+        model = self._models.setdefault(study_id_of(study),
+                                         ArchitectureGP(self._domain.code, self._domain.max_distance()))
         mean, sd = model.fit(history.positions, targets).predict(candidates)
         k = scaled.shape[1]
         optimistic = mean[:, :k] - self.beta * sd[:, :k]
