@@ -6,7 +6,22 @@ itself reads curve frames through that module.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
+
+# Each seed's table, per curve table: building them is most of the ceiling's cost (about a second
+# for digits-tss-curves), and every search on the embedded default asks for its ceiling again.
+_SEED_FRAMES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _seed_frame(curves, seed):
+    from calnas.table_frame import table_from_frame
+
+    frames = _SEED_FRAMES.setdefault(curves, {})
+    if seed not in frames:
+        frames[seed] = table_from_frame(curves.seed_frame(seed), name=f"{curves.name} seed {seed}").frame
+    return frames[seed]
 
 
 def noise_ceiling(curves, spec) -> dict | None:
@@ -17,13 +32,12 @@ def noise_ceiling(curves, spec) -> dict | None:
     these is inside seed noise. Constraints are not applied (feasibility moves with the seed too).
     None when the table holds one seed."""
     from calnas import pareto
-    from calnas.table_frame import table_from_frame
 
     if len(curves.seeds) < 2:
         return None
     points = {}
     for seed in curves.seeds:
-        frame = table_from_frame(curves.seed_frame(seed), name=f"{curves.name} seed {seed}").frame
+        frame = _seed_frame(curves, seed)
         values = np.column_stack([o.values(frame) for o in spec.objectives])
         points[seed] = (frame.index.to_numpy(), pareto.as_minimisation(values, spec.directions))
     ratios = []
