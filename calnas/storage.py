@@ -177,6 +177,9 @@ def _journal(path: Path, url: str, read_only: bool = False):
         backup = backend.repair()
         storage = JournalStorage(backend)
     except (OSError, ValueError) as exc:
+        reason = full_disk(exc)
+        if reason is not None:
+            raise no_space_to_create(url, reason) from None
         raise UserError(f"cannot open journal storage {url!r} ({_first_line(exc)})") from None
     if backup is not None:
         REPAIRED[storage] = backup
@@ -290,13 +293,45 @@ def _rdb(url: str, engine_kwargs: dict):
         if path.exists() and not path.is_file():
             raise UserError(f"storage {url!r}: {str(path)!r} is not a regular file")
     try:
-        with _creation_lock(path):
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        with _creation_lock(path) as locked:
+            # Only a file no one else can be making (under the lock) and that holds nothing yet is
+            # this process's to remove when making it fails.
+            fresh = locked and (not path.exists() or path.stat().st_size == 0)
+            was_empty = fresh and path.exists()
+            try:
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            except BaseException:
+                if fresh:
+                    _discard_half_made(path, was_empty)
+                raise
     except UserError:
         raise
     except Exception as exc:  # SQLAlchemy / driver errors: unreachable server, bad file, bad URL
+        reason = full_disk(exc)
+        if reason is not None:
+            raise no_space_to_create(url, reason) from None
         raise UserError(f"cannot open storage {_redact(url)!r} ({_first_line(exc)})") from None
     return storage
+
+
+def _discard_half_made(path: Path, was_empty: bool) -> None:
+    """Undo an SQLite file whose schema could not be made (a full disk midway). SQLite commits
+    each CREATE TABLE on its own, so the file would hold some of Optuna's tables and be refused
+    as someone else's database by every later run. Its rollback journal and write-ahead log go
+    too: SQLite would replay a leftover one into the next file of that name."""
+    for leftover in (Path(f"{path}-journal"), Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+    if was_empty:
+        os.truncate(path, 0)  # the user's empty file stays theirs
+    else:
+        path.unlink(missing_ok=True)
+
+
+def no_space_to_create(url, reason: str, study: str | None = None) -> UserError:
+    """The one line for a storage (or a study in it) that a full disk kept from being created."""
+    what = f"study {study!r} in storage" if study is not None else "storage"
+    return UserError(f"cannot create {what} {_redact(str(url))!r}: {reason}; nothing half-made was left: free space "
+                     "and run the same command again")
 
 
 CREATION_LOCK_SUFFIX = ".calnas-open.lock"
@@ -310,9 +345,9 @@ def _creation_lock(path: Path | None):
     "UNIQUE constraint failed: alembic_version". Under the lock the second finds the schema
     made. The lock file is removed again (the next holder notices and locks a fresh one), so
     nothing is left beside the database; a folder that refuses it gets no lock (SQLite itself
-    will say what is wrong)."""
+    will say what is wrong). It yields whether the lock is held."""
     if path is None:
-        yield
+        yield False
         return
     from calnas.files import lock_file
 
@@ -320,10 +355,10 @@ def _creation_lock(path: Path | None):
     try:
         fd = lock_file(lock, blocking=True)
     except OSError:
-        yield
+        yield False
         return
     try:
-        yield
+        yield True
     finally:
         try:
             os.unlink(lock)

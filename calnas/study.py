@@ -97,7 +97,14 @@ def _load_or_create(storage, name: str, directions, url):
             # Another process may create it meanwhile: load_if_exists takes that one.
             return optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
         return optuna.load_study(study_name=name, storage=storage)
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - storage errors (locked file, lost connection) are the user's to fix
+        from calnas.storage import full_disk, no_space_to_create
+
+        reason = full_disk(exc)
+        if reason is not None:  # the study's first line or row was not written: nothing to resume
+            raise no_space_to_create(url, reason, study=name) from None
         raise UserError(f"cannot open study {name!r} in {url} ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
 

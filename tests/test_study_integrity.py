@@ -4,6 +4,7 @@ what a resume records, concurrent starts, and a full disk. The CLI runs in-proce
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 
@@ -310,3 +311,89 @@ def test_a_full_sqlite_database_is_one_line_and_the_study_resumes(capsys, tmp_pa
     code, _, err = _search(capsys, tmp_path, url, out="o3", budget=12)
     assert code == 0, err
     assert _summary(tmp_path, "o3")["evaluations"] == 12
+
+
+@contextlib.contextmanager
+def _sqlite_page_cap(pages: int):
+    """Every SQLite connection opened meanwhile may grow its file to ``pages`` pages: SQLite's own
+    "database or disk is full" (SQLITE_FULL, what it reports for ENOSPC too), at whichever write
+    crosses the cap. Optuna's schema takes 28 pages, so a small cap stops its creation midway."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def cap(connection, _record):
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    event.listen(Engine, "connect", cap)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "connect", cap)
+
+
+@pytest.mark.parametrize("pages", [2, 6, 12])
+def test_a_full_disk_while_creating_an_sqlite_storage_is_one_line_and_leaves_no_half_made_file(capsys, tmp_path,
+                                                                                                 pages):
+    # SQLite commits each CREATE TABLE by itself: before, a file holding some of Optuna's tables
+    # was left, and every retry was refused as "not an Optuna storage".
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    with _sqlite_page_cap(pages):
+        line = refused(capsys, "search", "--budget", 6, "--storage", url, "--out", tmp_path / "o",
+                       match="database or disk is full")
+    assert line.startswith(f"error: cannot create storage {url!r}") and "free space" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no s.db, journal, lock or result folder
+    code, _, err = _search(capsys, tmp_path, url, out="o2", budget=6)
+    assert code == 0, err
+    assert _summary(tmp_path, "o2")["evaluations"] == 6
+
+
+def test_a_full_disk_after_the_sqlite_schema_is_one_line_and_the_study_resumes(capsys, tmp_path):
+    # The schema fits (28 pages), the study's first attributes (its description) do not.
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    with _sqlite_page_cap(28):
+        line = refused(capsys, "search", "--budget", 6, "--storage", url, "--out", tmp_path / "o",
+                       match="database or disk is full")
+    assert str(db) in line and "free space" in line, line
+    code, _, err = _search(capsys, tmp_path, url, out="o2", budget=6)
+    assert code == 0, err
+    assert _summary(tmp_path, "o2")["evaluations"] == 6
+
+
+def test_an_empty_sqlite_file_stays_the_users_when_a_full_disk_stops_its_schema(capsys, tmp_path):
+    db = tmp_path / "s.db"
+    db.touch(mode=0o640)
+    url = f"sqlite:///{db}"
+    with _sqlite_page_cap(6):
+        refused(capsys, "search", "--budget", 4, "--storage", url, "--out", tmp_path / "o",
+                match="database or disk is full")
+    assert db.is_file() and db.stat().st_size == 0 and db.stat().st_mode & 0o777 == 0o640
+    assert _search(capsys, tmp_path, url, out="o2", budget=4)[0] == 0
+
+
+@pytest.mark.parametrize("where", ["the file", "the first line"])
+def test_a_full_disk_while_creating_a_journal_is_one_line_and_a_retry_completes(capsys, tmp_path, monkeypatch,
+                                                                               where):
+    import errno
+    import os
+
+    import optuna.storages.journal._file as journal_file
+
+    log = tmp_path / "s.log"
+    url = f"journal:///{log}"
+    with monkeypatch.context() as patch:
+        if where == "the file":  # Optuna creates the journal with open(path, "ab"): no room for it
+            def no_room(path, *args, **kwargs):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+            patch.setattr(journal_file, "open", no_room, raising=False)
+        else:
+            _full_disk_after(patch, 0)  # the "create study" line does not fit
+        line = refused(capsys, "search", "--budget", 6, "--storage", url, "--out", tmp_path / "o",
+                       match="No space left on device")
+    assert line.startswith("error: cannot create ") and url in line and "free space" in line, line
+    assert not log.exists() or log.read_bytes() == b""  # cut back: nothing for a reader to trip on
+    code, _, err = _search(capsys, tmp_path, url, out="o2", budget=6)
+    assert code == 0, err
+    assert len(_journal_evaluations(url)) == _summary(tmp_path, "o2")["evaluations"] == 6
