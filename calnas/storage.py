@@ -432,35 +432,72 @@ def set_user_attrs(storage, trial_id: int, attrs: dict) -> None:
         storage.set_trial_user_attr(trial_id, key, value)
 
 
-def full_disk(exc: BaseException) -> str | None:
-    """The reason, when ``exc`` (or what it was raised from) is a full disk or quota: an OSError
-    ENOSPC/EDQUOT, or SQLite's "database or disk is full"; None for anything else."""
-    import errno
+# PostgreSQL's SQLSTATE for a write its server had no space for (disk_full, class 53).
+PG_DISK_FULL = "53100"
 
+
+def _chain(exc: BaseException | None):
+    """``exc`` and what it was raised from (Optuna wraps SQLAlchemy's error, which wraps the driver's)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return os.strerror(exc.errno)
-        if "database or disk is full" in str(exc):
+        yield exc
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "orig", None)
+
+
+def full_disk(exc: BaseException) -> str | None:
+    """The reason, when ``exc`` (or what it was raised from) is a full disk or quota: an OSError
+    ENOSPC/EDQUOT, SQLite's "database or disk is full", or PostgreSQL's disk_full (SQLSTATE
+    53100, e.g. "could not extend file ...: No space left on device"); None for anything else."""
+    import errno
+
+    for link in _chain(exc):
+        if isinstance(link, OSError) and link.errno in (errno.ENOSPC, errno.EDQUOT):
+            return os.strerror(link.errno)
+        if "database or disk is full" in str(link):
             return "database or disk is full"
-        exc = exc.__cause__ or exc.__context__
+        if PG_DISK_FULL in (getattr(link, "sqlstate", None), getattr(link, "pgcode", None)):
+            said = str(link).strip().splitlines()
+            return "the database server's disk is full" + (f" ({said[0][:120]})" if said else "")
+    return None
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """The driver's first line, when ``exc`` (or what it was raised from) is an OperationalError
+    of the storage's database: the server went away, a connection broke, a file is locked or read
+    only. Those are the storage's state, not a bug, and a trial write that fails on one is rolled
+    back, so the study is as it was before it."""
+    import sqlite3
+
+    try:
+        from sqlalchemy.exc import OperationalError
+    except ImportError:  # no RDB storage without SQLAlchemy
+        OperationalError = sqlite3.OperationalError  # noqa: N806
+    for link in _chain(exc):
+        if isinstance(link, (OperationalError, sqlite3.OperationalError)):
+            orig = getattr(link, "orig", None)
+            return _first_line(orig if orig is not None else link)
     return None
 
 
 @contextmanager
 def write_errors(url):
-    """A full disk while a search writes its study (at ``url``; an in-memory one is named
-    "memory") is one line: the study is left as it was (a journal is cut back to its last
-    complete line), resumable once there is room."""
+    """A full disk, or a database that fails (an OperationalError: a lost connection, a locked
+    file), while a search writes its study (at ``url``; an in-memory one is named "memory") is
+    one line: the study is left as it was (a journal is cut back to its last complete line, a
+    database rolls the write back), resumable once there is room."""
     url = url if is_persistent(url) else MEMORY
     try:
         yield
     except UserError:
         raise
-    except Exception as exc:  # noqa: BLE001 - only a full disk is turned into a message
+    except Exception as exc:  # noqa: BLE001 - only a full disk or a failing database is turned into a message
         reason = full_disk(exc)
-        if reason is None:
+        if reason is not None:
+            raise UserError(f"cannot write to storage {_redact(str(url))!r}: {reason}; the study is kept: free "
+                            "space and run the same command again to resume") from None
+        failure = storage_failure(exc)
+        if failure is None:
             raise
-        raise UserError(f"cannot write to storage {_redact(str(url))!r}: {reason}; the study is kept: free space "
-                        "and run the same command again to resume") from None
+        raise UserError(f"cannot write to storage {_redact(str(url))!r} ({failure}); the study is kept: run the "
+                        "same command again to resume once the storage works again") from None
