@@ -39,6 +39,24 @@ def is_persistent(url: str | None) -> bool:
     return not (text.lower().startswith("sqlite:") and _sqlite_file(text) is None)
 
 
+def holds_nothing(url: str | None) -> bool:
+    """Whether ``url`` is sure to hold no study yet, without opening it: in memory, or an SQLite
+    or journal file that is missing or empty (opening it is what creates it). A database server
+    is not known to be empty until it is opened."""
+    if not is_persistent(url):
+        return True
+    text = str(url).strip()
+    path = _journal_path(text)
+    if path is None and text.lower().startswith("sqlite:"):
+        path = _sqlite_file(text)
+    if path is None:
+        return False
+    try:
+        return not path.exists() or (path.is_file() and path.stat().st_size == 0)
+    except OSError:
+        return False  # opening it will say what is wrong
+
+
 def _journal_path(url: str) -> Path | None:
     if url.startswith(JOURNAL_PREFIX):
         return Path(url[len(JOURNAL_PREFIX):])
