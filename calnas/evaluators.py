@@ -133,6 +133,11 @@ class Evaluator:
     def attach(self, study) -> None:
         """Called once in the searching process with the opened study, before any worker starts."""
 
+    def check_outputs(self, study) -> None:
+        """Refuse (UserError) a file :meth:`attach` would write and cannot, before the storage
+        is written at all: ``study`` is the existing study (read, not written), None for one
+        about to be created (its storage may not exist yet). A refused run creates nothing."""
+
     def recorded_protocol(self, stored):
         """A protocol a study stored (``protocol`` of an earlier run's evaluator of this kind) as
         this version records it, so a study made before a protocol setting existed continues

@@ -16,10 +16,25 @@ from calnas import record as rec
 from calnas.plain import jsonable
 
 FLOAT_FORMAT = "%.12g"  # fixed, so that the same run writes the same bytes
-# The figures SearchResult.save writes (by key of its returned paths); one it does not draw is removed.
+# The files SearchResult.save writes (by key of its returned paths); a figure it does not draw is removed.
+TABLE_FILES = {"front": "front.csv", "trials": "trials.csv", "summary": "summary.json"}
 CURVES_FILE = "curves.csv"
 FIGURE_FILES = {"plot": "pareto.png", "hypervolume_plot": "hypervolume.png", "reliability_plot": "reliability.png",
                 "rung_plot": "rungs.png"}
+
+
+def check_result_files(out_dir: str | Path) -> None:
+    """Refuse, before a search, a result folder where a file :meth:`SearchResult.save` writes or
+    removes is something else of that name (a folder, a pipe, a device): the save would fail only
+    after the whole search. An existing regular file is replaced, as every result file is."""
+    from calnas.errors import UserError
+
+    out = Path(out_dir)
+    for name in (*TABLE_FILES.values(), CURVES_FILE, *FIGURE_FILES.values()):
+        path = out / name
+        if path.exists() and not path.is_file():
+            raise UserError(f"--out {str(out)!r} holds a {name} that is not a regular file (a folder?); the "
+                            f"search writes its {name} there: move it or choose another --out")
 
 
 @dataclass
@@ -90,7 +105,7 @@ class SearchResult:
     def _save(self, out_dir: Path, *, plot: bool) -> dict[str, Path]:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        paths = {"front": out / "front.csv", "trials": out / "trials.csv", "summary": out / "summary.json"}
+        paths = {key: out / name for key, name in TABLE_FILES.items()}
         self.front.to_csv(paths["front"], index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
         self.trials.to_csv(paths["trials"], index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
         curves = out / CURVES_FILE

@@ -39,6 +39,24 @@ def is_persistent(url: str | None) -> bool:
     return not (text.lower().startswith("sqlite:") and _sqlite_file(text) is None)
 
 
+def holds_nothing(url: str | None) -> bool:
+    """Whether ``url`` is sure to hold no study yet, without opening it: in memory, or an SQLite
+    or journal file that is missing or empty (opening it is what creates it). A database server
+    is not known to be empty until it is opened."""
+    if not is_persistent(url):
+        return True
+    text = str(url).strip()
+    path = _journal_path(text)
+    if path is None and text.lower().startswith("sqlite:"):
+        path = _sqlite_file(text)
+    if path is None:
+        return False
+    try:
+        return not path.exists() or (path.is_file() and path.stat().st_size == 0)
+    except OSError:
+        return False  # opening it will say what is wrong
+
+
 def _journal_path(url: str) -> Path | None:
     if url.startswith(JOURNAL_PREFIX):
         return Path(url[len(JOURNAL_PREFIX):])
@@ -177,6 +195,9 @@ def _journal(path: Path, url: str, read_only: bool = False):
         backup = backend.repair()
         storage = JournalStorage(backend)
     except (OSError, ValueError) as exc:
+        reason = full_disk(exc)
+        if reason is not None:
+            raise no_space_to_create(url, reason) from None
         raise UserError(f"cannot open journal storage {url!r} ({_first_line(exc)})") from None
     if backup is not None:
         REPAIRED[storage] = backup
@@ -290,13 +311,45 @@ def _rdb(url: str, engine_kwargs: dict):
         if path.exists() and not path.is_file():
             raise UserError(f"storage {url!r}: {str(path)!r} is not a regular file")
     try:
-        with _creation_lock(path):
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        with _creation_lock(path) as locked:
+            # Only a file no one else can be making (under the lock) and that holds nothing yet is
+            # this process's to remove when making it fails.
+            fresh = locked and (not path.exists() or path.stat().st_size == 0)
+            was_empty = fresh and path.exists()
+            try:
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            except BaseException:
+                if fresh:
+                    _discard_half_made(path, was_empty)
+                raise
     except UserError:
         raise
     except Exception as exc:  # SQLAlchemy / driver errors: unreachable server, bad file, bad URL
+        reason = full_disk(exc)
+        if reason is not None:
+            raise no_space_to_create(url, reason) from None
         raise UserError(f"cannot open storage {_redact(url)!r} ({_first_line(exc)})") from None
     return storage
+
+
+def _discard_half_made(path: Path, was_empty: bool) -> None:
+    """Undo an SQLite file whose schema could not be made (a full disk midway). SQLite commits
+    each CREATE TABLE on its own, so the file would hold some of Optuna's tables and be refused
+    as someone else's database by every later run. Its rollback journal and write-ahead log go
+    too: SQLite would replay a leftover one into the next file of that name."""
+    for leftover in (Path(f"{path}-journal"), Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+    if was_empty:
+        os.truncate(path, 0)  # the user's empty file stays theirs
+    else:
+        path.unlink(missing_ok=True)
+
+
+def no_space_to_create(url, reason: str, study: str | None = None) -> UserError:
+    """The one line for a storage (or a study in it) that a full disk kept from being created."""
+    what = f"study {study!r} in storage" if study is not None else "storage"
+    return UserError(f"cannot create {what} {_redact(str(url))!r}: {reason}; nothing half-made was left: free space "
+                     "and run the same command again")
 
 
 CREATION_LOCK_SUFFIX = ".calnas-open.lock"
@@ -310,9 +363,9 @@ def _creation_lock(path: Path | None):
     "UNIQUE constraint failed: alembic_version". Under the lock the second finds the schema
     made. The lock file is removed again (the next holder notices and locks a fresh one), so
     nothing is left beside the database; a folder that refuses it gets no lock (SQLite itself
-    will say what is wrong)."""
+    will say what is wrong). It yields whether the lock is held."""
     if path is None:
-        yield
+        yield False
         return
     from calnas.files import lock_file
 
@@ -320,10 +373,10 @@ def _creation_lock(path: Path | None):
     try:
         fd = lock_file(lock, blocking=True)
     except OSError:
-        yield
+        yield False
         return
     try:
-        yield
+        yield True
     finally:
         try:
             os.unlink(lock)
@@ -397,35 +450,72 @@ def set_user_attrs(storage, trial_id: int, attrs: dict) -> None:
         storage.set_trial_user_attr(trial_id, key, value)
 
 
-def full_disk(exc: BaseException) -> str | None:
-    """The reason, when ``exc`` (or what it was raised from) is a full disk or quota: an OSError
-    ENOSPC/EDQUOT, or SQLite's "database or disk is full"; None for anything else."""
-    import errno
+# PostgreSQL's SQLSTATE for a write its server had no space for (disk_full, class 53).
+PG_DISK_FULL = "53100"
 
+
+def _chain(exc: BaseException | None):
+    """``exc`` and what it was raised from (Optuna wraps SQLAlchemy's error, which wraps the driver's)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return os.strerror(exc.errno)
-        if "database or disk is full" in str(exc):
+        yield exc
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "orig", None)
+
+
+def full_disk(exc: BaseException) -> str | None:
+    """The reason, when ``exc`` (or what it was raised from) is a full disk or quota: an OSError
+    ENOSPC/EDQUOT, SQLite's "database or disk is full", or PostgreSQL's disk_full (SQLSTATE
+    53100, e.g. "could not extend file ...: No space left on device"); None for anything else."""
+    import errno
+
+    for link in _chain(exc):
+        if isinstance(link, OSError) and link.errno in (errno.ENOSPC, errno.EDQUOT):
+            return os.strerror(link.errno)
+        if "database or disk is full" in str(link):
             return "database or disk is full"
-        exc = exc.__cause__ or exc.__context__
+        if PG_DISK_FULL in (getattr(link, "sqlstate", None), getattr(link, "pgcode", None)):
+            said = str(link).strip().splitlines()
+            return "the database server's disk is full" + (f" ({said[0][:120]})" if said else "")
+    return None
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """The driver's first line, when ``exc`` (or what it was raised from) is an OperationalError
+    of the storage's database: the server went away, a connection broke, a file is locked or read
+    only. Those are the storage's state, not a bug, and a trial write that fails on one is rolled
+    back, so the study is as it was before it."""
+    import sqlite3
+
+    try:
+        from sqlalchemy.exc import OperationalError
+    except ImportError:  # no RDB storage without SQLAlchemy
+        OperationalError = sqlite3.OperationalError  # noqa: N806
+    for link in _chain(exc):
+        if isinstance(link, (OperationalError, sqlite3.OperationalError)):
+            orig = getattr(link, "orig", None)
+            return _first_line(orig if orig is not None else link)
     return None
 
 
 @contextmanager
 def write_errors(url):
-    """A full disk while a search writes its study (at ``url``; an in-memory one is named
-    "memory") is one line: the study is left as it was (a journal is cut back to its last
-    complete line), resumable once there is room."""
+    """A full disk, or a database that fails (an OperationalError: a lost connection, a locked
+    file), while a search writes its study (at ``url``; an in-memory one is named "memory") is
+    one line: the study is left as it was (a journal is cut back to its last complete line, a
+    database rolls the write back), resumable once there is room."""
     url = url if is_persistent(url) else MEMORY
     try:
         yield
     except UserError:
         raise
-    except Exception as exc:  # noqa: BLE001 - only a full disk is turned into a message
+    except Exception as exc:  # noqa: BLE001 - only a full disk or a failing database is turned into a message
         reason = full_disk(exc)
-        if reason is None:
+        if reason is not None:
+            raise UserError(f"cannot write to storage {_redact(str(url))!r}: {reason}; the study is kept: free "
+                            "space and run the same command again to resume") from None
+        failure = storage_failure(exc)
+        if failure is None:
             raise
-        raise UserError(f"cannot write to storage {_redact(str(url))!r}: {reason}; the study is kept: free space "
-                        "and run the same command again to resume") from None
+        raise UserError(f"cannot write to storage {_redact(str(url))!r} ({failure}); the study is kept: run the "
+                        "same command again to resume once the storage works again") from None

@@ -49,14 +49,22 @@ def open_study(storage_url, study_name, spec, evaluator: Evaluator, *, refuse=No
     before anything is written, so a study it refuses is left as it was."""
     from optuna.exceptions import ExperimentalWarning
 
-    from calnas.storage import open_storage, ready_to_write
+    from calnas.storage import holds_nothing, open_storage, ready_to_write
 
-    storage = open_storage(storage_url, defer_writes=True)
     name = DEFAULT_STUDY if study_name is None else str(study_name)
     if not name.strip():
         raise UserError("study_name must not be empty")
+    # The files the evaluator will write are checked before the storage is made or written: a
+    # run refused for one of them leaves no storage file and no study behind.
+    new = holds_nothing(storage_url)
+    if new:
+        evaluator.check_outputs(None)
+    storage = open_storage(storage_url, defer_writes=True)
     described = description(spec, evaluator)
-    study = _load_or_create(storage, name, spec.directions, storage_url)
+    study, created = _load_or_create(storage, name, spec.directions, storage_url,
+                                     before_create=None if new else lambda: evaluator.check_outputs(None))
+    if not created:
+        evaluator.check_outputs(study)
     # Read only so far for an existing study: everything that could refuse it is checked before
     # calnas writes its first attribute to it.
     stored = stored_description(study, storage_url)
@@ -83,21 +91,32 @@ def open_study(storage_url, study_name, spec, evaluator: Evaluator, *, refuse=No
     return study
 
 
-def _load_or_create(storage, name: str, directions, url):
-    """The study ``name`` in ``storage``: loaded when it exists (reading only), else created.
-    ``create_study(load_if_exists=True)`` is not used for an existing study because a journal
-    storage appends a "create study" line before it finds the name taken, so a study refused
-    afterwards would no longer be the file it was."""
+def _load_or_create(storage, name: str, directions, url, before_create=None):
+    """(the study ``name`` in ``storage``, whether this call created it): loaded when it exists
+    (reading only), else created after ``before_create()``. ``create_study(load_if_exists=True)``
+    is not used for an existing study because a journal storage appends a "create study" line
+    before it finds the name taken, so a study refused afterwards would no longer be the file it
+    was."""
     import optuna
 
     try:
         try:
             storage.get_study_id_from_name(name)
         except KeyError:
+            if before_create is not None:
+                before_create()
             # Another process may create it meanwhile: load_if_exists takes that one.
-            return optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
-        return optuna.load_study(study_name=name, storage=storage)
+            return optuna.create_study(storage=storage, study_name=name, directions=directions,
+                                       load_if_exists=True), True
+        return optuna.load_study(study_name=name, storage=storage), False
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - storage errors (locked file, lost connection) are the user's to fix
+        from calnas.storage import full_disk, no_space_to_create
+
+        reason = full_disk(exc)
+        if reason is not None:  # the study's first line or row was not written: nothing to resume
+            raise no_space_to_create(url, reason, study=name) from None
         raise UserError(f"cannot open study {name!r} in {url} ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
 

@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from calnas import table_cache
@@ -49,26 +50,72 @@ def load_csv(path: str | os.PathLike, *, dataset: str | None = None) -> Table:
     # Parsed once per file content (calnas.table_cache: on disk, and in memory per process); the
     # cache holds plain data (the space by name), every caller gets a table of its own.
     space_name, frame, source, info = table_cache.remember(path, dataset, lambda: _parse_csv(path, dataset))
-    return Table(str(path), get_space(space_name), dataset, frame.copy(), source, dict(info))
+    return Table(str(path), get_space(space_name), dataset, _own_copy(frame), source, dict(info))
 
 
-# Rows read at a time: one read_csv of a whole file peaks near four times the frame it makes (its
-# tokenizer's buffers on top of the columns), chunks of rows joined at the end near twice.
+# Beyond this many columns that are not float64, _own_copy leaves the copy to pandas.
+_FEW_OTHER_COLUMNS = 32
+
+
+def _own_copy(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a cached frame for one caller, its float64 columns in one block. The cached
+    frame keeps a block per column (as _read_csv made it); DataFrame.copy would copy each block
+    and then merge them, the table three times over at once. Here the block is allocated once
+    and filled column by column: the cached frame and the copy, twice the table."""
+    floats = [i for i, dtype in enumerate(frame.dtypes) if dtype == np.float64]
+    others = [i for i in range(frame.shape[1]) if i not in set(floats)]
+    if not floats or len(others) > _FEW_OTHER_COLUMNS or not frame.columns.is_unique:
+        return frame.copy()
+    block = np.empty((len(floats), len(frame)), dtype=np.float64)
+    for row, i in enumerate(floats):
+        block[row] = frame.iloc[:, i].to_numpy()
+    copy = pd.DataFrame(block.T, index=frame.index.copy(), columns=frame.columns[floats], copy=False)
+    for i in others:  # in column order, so that each lands where it was
+        copy.insert(i, frame.columns[i], frame.iloc[:, i].copy())
+    copy.columns.name = frame.columns.name
+    return copy
+
+
+# Rows read at a time. One read_csv of a whole file peaks near four times the frame it makes (its
+# tokenizer's buffers on top of the columns); joining chunks of rows as frames (pd.concat) holds
+# every chunk and the joined frame at once, twice the frame. Here each chunk's columns are kept
+# apart and joined one column at a time, each column's pieces freed as it is joined.
 CSV_CHUNK_ROWS = 2048
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    pieces: dict[str, list] = {}
+    rows = 0
     try:
-        parts = list(pd.read_csv(path, compression="infer", chunksize=CSV_CHUNK_ROWS))
+        for part in pd.read_csv(path, compression="infer", chunksize=CSV_CHUNK_ROWS):
+            for name, column in part.items():  # read_csv makes repeated names unique ("a", "a.1")
+                # A copy of each column on its own: a view would keep the chunk's whole block alive.
+                pieces.setdefault(name, []).append(
+                    np.array(column.to_numpy()) if isinstance(column.dtype, np.dtype) else column.copy())
+            rows += len(part)
+            del part, column
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError) as exc:
         raise UserError(f"cannot read {str(path)!r} as CSV ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
-    if not parts or all(part.empty for part in parts):
+    if rows == 0:
         raise UserError(f"{str(path)!r} has no rows; expected a CSV in the published layout")
-    if len(parts) == 1:
-        return parts[0]
-    frame = pd.concat(parts, ignore_index=True)
-    parts.clear()
-    return frame
+    columns = {}
+    for name in list(pieces):
+        columns[name] = _joined(pieces.pop(name))
+    # Not consolidated into one block per dtype: that would copy every column once more.
+    return pd.DataFrame(columns, copy=False)
+
+
+def _joined(pieces: list):
+    """One column from its chunks (numpy arrays, or Series of a pandas dtype): numpy's
+    concatenation when every chunk read it as the same numpy dtype (the usual case), else
+    pandas' (its rules for a column read as int in one chunk and float or text in another)."""
+    first = pieces[0].dtype
+    if isinstance(first, np.dtype) and all(piece.dtype == first for piece in pieces):
+        joined = np.concatenate(pieces)
+    else:
+        joined = pd.concat([pd.Series(piece) for piece in pieces], ignore_index=True)
+    pieces.clear()
+    return joined
 
 
 def _parse_csv(path: Path, dataset: str | None) -> tuple:

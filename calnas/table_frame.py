@@ -3,6 +3,7 @@ which normalises a frame in the published layout (or calnas's) into one. pandas,
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -83,10 +84,13 @@ def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = No
         frame = seed_mean_frame(frame, name)
     elif not owned:
         frame = frame.copy()
+    # The frame is this function's own from here: it is changed in place (renaming, dropping and
+    # the index by assignment), because pandas without copy-on-write copies every column for a
+    # rename, drop or set_index, twice the table at a time, four times for a frame read in chunks.
     if "config" in frame.columns and "index" not in frame.columns:
-        frame = frame.rename(columns={"config": "index"})
+        frame.columns = ["index" if c == "config" else c for c in frame.columns]
     elif "config" in frame.columns:
-        frame = frame.drop(columns="config")
+        del frame["config"]
     if "arch" not in frame.columns and "index" not in frame.columns:
         raise UserError(f"{name} has neither an 'arch' nor a 'config'/'index' column; expected the published layout")
     if "arch" in frame.columns:
@@ -101,17 +105,21 @@ def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = No
             if (given != indices).any():
                 raise UserError(f"{name}: the index/config column disagrees with the arch column")
         frame["arch"] = canonical
-        frame["index"] = indices
     else:
         # Without strings the index alone must say the space: SSS indices run past TSS's range.
-        idx = _index_column(frame["index"], name)
-        space = SSS if idx.max() >= TSS.size else TSS
-        frame["index"] = idx
-        frame["arch"] = _archs_of(space, idx)
-    if frame["index"].duplicated().any():
-        dup = int(frame.loc[frame["index"].duplicated(), "index"].iloc[0])
+        indices = _index_column(frame["index"], name)
+        space = SSS if indices.max() >= TSS.size else TSS
+        with warnings.catch_warnings():
+            # A frame read in chunks keeps a block per column (calnas.table_files._read_csv):
+            # one more column is no fragmentation to warn about.
+            warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+            frame["arch"] = _archs_of(space, indices)
+    frame.index = pd.Index(indices, name="index")
+    if "index" in frame.columns:
+        del frame["index"]
+    if frame.index.has_duplicates:
+        dup = int(frame.index[frame.index.duplicated()][0])
         raise UserError(f"{name}: architecture {dup} appears twice")
-    frame = frame.set_index("index")
     if not frame.index.is_monotonic_increasing:  # published tables come sorted: no second copy
         frame = frame.sort_index()
     # A metric that is +-inf is not a measurement: it counts as missing, like NaN, everywhere.
@@ -127,7 +135,7 @@ def table_from_frame(frame: pd.DataFrame, *, name: str, dataset: str | None = No
             raise UserError(f"{name}: column 'acc' must be a fraction in [0, 1] "
                             f"(found {outside.iloc[0]:g} for architecture {outside.index[0]})")
     frame = _expand_iso_classes(frame, space)
-    frame = attach_meta(frame, space, dataset)
+    frame = attach_meta(frame, space, dataset, inplace=True)
     return Table(name, space, dataset, frame, source=source)
 
 

@@ -55,8 +55,10 @@ def space_costs(space: Space, dataset: str | None) -> dict[str, np.ndarray]:
             for cost in COST_COLUMNS if f"{cost}_{chosen}" in meta.columns}
 
 
-def attach_meta(frame: pd.DataFrame, space: Space, dataset: str | None) -> pd.DataFrame:
-    """Add iso / params / flops columns that the source itself does not carry."""
+def attach_meta(frame: pd.DataFrame, space: Space, dataset: str | None, *, inplace: bool = False) -> pd.DataFrame:
+    """Add iso / params / flops columns that the source itself does not carry. ``inplace``: the
+    caller owns ``frame``, and the columns are added to it (a join copies every column first
+    where pandas has no copy-on-write)."""
     meta = tss_meta() if space is TSS else sss_meta()
     if meta is None:
         return frame
@@ -71,5 +73,15 @@ def attach_meta(frame: pd.DataFrame, space: Space, dataset: str | None) -> pd.Da
     if not wanted:
         return frame
     extra = meta.loc[frame.index.intersection(meta.index), list(wanted)].rename(columns=wanted)
-    return frame.join(extra)
+    if not inplace:
+        return frame.join(extra)
+    import warnings
+
+    with warnings.catch_warnings():
+        # A table read in chunks keeps a block per column (consolidating would copy it all once
+        # more, calnas.table_files._read_csv): a few more columns are no fragmentation to warn about.
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        for column in extra.columns:
+            frame[column] = extra[column].reindex(frame.index)
+    return frame
 

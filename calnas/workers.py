@@ -93,14 +93,17 @@ def _die_with_parent() -> None:
 
 
 def _work(payload: dict, stream: int) -> None:
+    from calnas.fidelity import Fidelity
+    from calnas.storage import write_errors
     from calnas.study import open_study
     from calnas.worker_loop import run_worker
 
     run = payload["run"]
     spec = payload["spec"]
     evaluator = payload["factory"](stream=stream)
-    study = open_study(payload["storage"], payload["study_name"], spec, evaluator)
-    from calnas.fidelity import Fidelity
-
-    run_worker(study, evaluator, spec, run["searcher"], run["seed"], run["budget"], stream=stream, persistent=True,
-               fidelity=Fidelity.from_record(run.get("fidelity")))
+    # A full disk or a failing database in a helper is the same one line as in the search itself
+    # (join_workers raises it there), not a traceback and "worker N exited with code 1".
+    with write_errors(payload["storage"]):
+        study = open_study(payload["storage"], payload["study_name"], spec, evaluator)
+        run_worker(study, evaluator, spec, run["searcher"], run["seed"], run["budget"], stream=stream,
+                   persistent=True, fidelity=Fidelity.from_record(run.get("fidelity")))

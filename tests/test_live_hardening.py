@@ -281,3 +281,51 @@ def test_a_full_disk_while_appending_a_live_row_is_one_line_and_the_search_resum
     assert code == 0, err
     rows = pd.read_csv(table)
     assert len(rows) == 3 and rows["index"].is_unique and table.read_bytes().endswith(b"\n")
+
+
+# -- the default table (OUT/table.csv) is checked as --table-out is: before a storage exists ----------
+
+def _snapshot(folder: Path) -> dict:
+    """Every file and folder under ``folder``: its path and, for a file, the sha256 of its bytes."""
+    return {str(p.relative_to(folder)): sha(p) if p.is_file() else "folder" for p in sorted(folder.rglob("*"))}
+
+
+def _foreign_table(out: Path, name: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / name).write_text("a,b\n1,2\n")  # another program's CSV: no protocol.json beside it
+
+
+def _folder_named(out: Path, name: str) -> None:
+    (out / name).mkdir(parents=True)
+    (out / name / "keep.txt").write_text("the user's\n")
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+@pytest.mark.parametrize("make,name,match", [(_folder_named, "table.csv", "is a directory"),
+                                             (_foreign_table, "table.csv", "has no table.csv.protocol.json"),
+                                             (_folder_named, "table.ce.csv", "is a directory")])
+def test_the_default_live_table_is_checked_before_the_storage_is_created(capsys, tmp_path, storage, make, name,
+                                                                          match):
+    # Before, OUT/table.csv (unlike --table-out) was first looked at when the study was attached:
+    # the refusal came after the storage file and the study had been created.
+    out = tmp_path / "o"
+    make(out, name)
+    url = f"sqlite:///{tmp_path}/s.db" if storage == "sqlite" else f"journal:///{tmp_path}/s.log"
+    before = _snapshot(tmp_path)
+    recipes = ["--recipes", "ce,mixup"] if name == "table.ce.csv" else []
+    refused(capsys, "search", "--live", *TINY, "--budget", "1", *recipes, "--out", out, "--storage", url,
+            match=match)
+    assert _snapshot(tmp_path) == before  # no storage, no lock, nothing changed in --out
+
+
+def test_a_resumed_study_keeps_its_own_table_whatever_the_new_out_holds(capsys, tmp_path):
+    # The default is only checked where the run would write it: a study that already has its
+    # table appends there, and a table.csv folder in another --out is none of its business.
+    url = f"sqlite:///{tmp_path}/s.db"
+    code, _, err = cli(capsys, "search", "--live", *TINY, "--budget", "1", "--out", tmp_path / "o1", "--storage", url)
+    assert code == 0, err
+    _folder_named(tmp_path / "o2", "table.csv")
+    code, out, err = cli(capsys, "search", "--live", *TINY, "--budget", "1", "--out", tmp_path / "o2",
+                         "--storage", url)
+    assert code == 0, err
+    assert (tmp_path / "o1" / "table.csv").is_file() and (tmp_path / "o2" / "table.csv" / "keep.txt").is_file()

@@ -7,6 +7,8 @@ import sqlite3
 
 import pytest
 
+from tests.test_hardening import refused
+
 
 def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -71,3 +73,27 @@ def test_analyze_refuses_a_negative_seed_before_any_work(tmp_path, run_cli):
     result = run_cli("analyze", "7", "--seed", "-1", "--out", str(tmp_path / "a"))
     assert result.returncode == 2 and result.stderr.startswith("error: seed must be at least 0")
     assert "Traceback" not in result.stderr and not (tmp_path / "a").exists()
+
+
+# -- every file a search writes in --out is checked before the storage is made --------------------
+
+@pytest.mark.parametrize("name", ["front.csv", "trials.csv", "summary.json", "curves.csv", "pareto.png"])
+def test_a_result_file_name_taken_by_a_folder_is_refused_before_the_storage_exists(capsys, tmp_path, name):
+    # Before, the whole search ran and was stored, and only the save stopped (IsADirectoryError).
+    out = tmp_path / "o"
+    (out / name).mkdir(parents=True)
+    (out / name / "keep.txt").write_text("the user's\n")
+    digest = _sha(out / name / "keep.txt")
+    refused(capsys, "search", "--budget", 4, "--out", out, "--storage", f"sqlite:///{tmp_path}/s.db",
+            match=f"holds a {name} that is not a regular file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]  # no s.db, no lock left
+    assert sorted(p.name for p in out.iterdir()) == [name]
+    assert _sha(out / name / "keep.txt") == digest
+
+
+def test_a_default_out_that_cannot_be_made_is_refused_before_the_storage_exists(capsys, tmp_path):
+    (tmp_path / "runs").write_text("not a folder\n")
+    refused(capsys, "search", "--budget", 4, "--storage", f"sqlite:///{tmp_path}/s.db", match="runs",
+            cwd=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    assert (tmp_path / "runs").read_text() == "not a folder\n"

@@ -4,6 +4,7 @@ what a resume records, concurrent starts, and a full disk. The CLI runs in-proce
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 
@@ -310,3 +311,190 @@ def test_a_full_sqlite_database_is_one_line_and_the_study_resumes(capsys, tmp_pa
     code, _, err = _search(capsys, tmp_path, url, out="o3", budget=12)
     assert code == 0, err
     assert _summary(tmp_path, "o3")["evaluations"] == 12
+
+
+@contextlib.contextmanager
+def _sqlite_page_cap(pages: int):
+    """Every SQLite connection opened meanwhile may grow its file to ``pages`` pages: SQLite's own
+    "database or disk is full" (SQLITE_FULL, what it reports for ENOSPC too), at whichever write
+    crosses the cap. Optuna's schema takes 28 pages, so a small cap stops its creation midway."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def cap(connection, _record):
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    event.listen(Engine, "connect", cap)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "connect", cap)
+
+
+@pytest.mark.parametrize("pages", [2, 6, 12])
+def test_a_full_disk_while_creating_an_sqlite_storage_is_one_line_and_leaves_no_half_made_file(capsys, tmp_path,
+                                                                                                 pages):
+    # SQLite commits each CREATE TABLE by itself: before, a file holding some of Optuna's tables
+    # was left, and every retry was refused as "not an Optuna storage".
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    with _sqlite_page_cap(pages):
+        line = refused(capsys, "search", "--budget", 6, "--storage", url, "--out", tmp_path / "o",
+                       match="database or disk is full")
+    assert line.startswith(f"error: cannot create storage {url!r}") and "free space" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no s.db, journal, lock or result folder
+    code, _, err = _search(capsys, tmp_path, url, out="o2", budget=6)
+    assert code == 0, err
+    assert _summary(tmp_path, "o2")["evaluations"] == 6
+
+
+def test_a_full_disk_after_the_sqlite_schema_is_one_line_and_the_study_resumes(capsys, tmp_path):
+    # The schema fits (28 pages), the study's first attributes (its description) do not.
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    with _sqlite_page_cap(28):
+        line = refused(capsys, "search", "--budget", 6, "--storage", url, "--out", tmp_path / "o",
+                       match="database or disk is full")
+    assert str(db) in line and "free space" in line, line
+    code, _, err = _search(capsys, tmp_path, url, out="o2", budget=6)
+    assert code == 0, err
+    assert _summary(tmp_path, "o2")["evaluations"] == 6
+
+
+def test_an_empty_sqlite_file_stays_the_users_when_a_full_disk_stops_its_schema(capsys, tmp_path):
+    db = tmp_path / "s.db"
+    db.touch(mode=0o640)
+    url = f"sqlite:///{db}"
+    with _sqlite_page_cap(6):
+        refused(capsys, "search", "--budget", 4, "--storage", url, "--out", tmp_path / "o",
+                match="database or disk is full")
+    assert db.is_file() and db.stat().st_size == 0 and db.stat().st_mode & 0o777 == 0o640
+    assert _search(capsys, tmp_path, url, out="o2", budget=4)[0] == 0
+
+
+@pytest.mark.parametrize("where", ["the file", "the first line"])
+def test_a_full_disk_while_creating_a_journal_is_one_line_and_a_retry_completes(capsys, tmp_path, monkeypatch,
+                                                                               where):
+    import errno
+    import os
+
+    import optuna.storages.journal._file as journal_file
+
+    log = tmp_path / "s.log"
+    url = f"journal:///{log}"
+    with monkeypatch.context() as patch:
+        if where == "the file":  # Optuna creates the journal with open(path, "ab"): no room for it
+            def no_room(path, *args, **kwargs):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+            patch.setattr(journal_file, "open", no_room, raising=False)
+        else:
+            _full_disk_after(patch, 0)  # the "create study" line does not fit
+        line = refused(capsys, "search", "--budget", 6, "--storage", url, "--out", tmp_path / "o",
+                       match="No space left on device")
+    assert line.startswith("error: cannot create ") and url in line and "free space" in line, line
+    assert not log.exists() or log.read_bytes() == b""  # cut back: nothing for a reader to trip on
+    code, _, err = _search(capsys, tmp_path, url, out="o2", budget=6)
+    assert code == 0, err
+    assert len(_journal_evaluations(url)) == _summary(tmp_path, "o2")["evaluations"] == 6
+
+
+def _postgres_database(server_url: str, name: str) -> str:
+    """A new, empty database on the test server (its URL): a trigger in it touches no other test."""
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _postgres_disk_full_after(url: str, more_rows: int) -> None:
+    """From now on the server refuses, once ``more_rows`` more objective values are stored, every
+    write of one the way PostgreSQL refuses a write on a full disk: SQLSTATE 53100 (disk_full),
+    the storage manager's message and hint, and the transaction rolled back on the server.
+
+    Why a trigger: a real full disk needs the data folder on a small file system of its own (a
+    loop mount, root, outside a test's reach). From the client the two cannot be told apart: the
+    same server error travels through the same psycopg exception (errors.DiskFull, an
+    OperationalError), SQLAlchemy and Optuna code, at a trial's own write (Optuna's tell)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        held = connection.execute("SELECT count(*) FROM trial_values").fetchone()[0]
+        connection.execute(f"""
+            CREATE FUNCTION calnas_test_disk_full() RETURNS trigger AS $$
+            BEGIN
+                IF (SELECT count(*) FROM trial_values) >= {held + more_rows} THEN
+                    RAISE EXCEPTION USING ERRCODE = 'disk_full',
+                        MESSAGE = 'could not extend file "base/16384/16450": No space left on device',
+                        HINT = 'Check free disk space.';
+                END IF;
+                RETURN NEW;
+            END $$ LANGUAGE plpgsql""")
+        connection.execute("CREATE TRIGGER calnas_test_disk_full BEFORE INSERT ON trial_values "
+                           "FOR EACH ROW EXECUTE FUNCTION calnas_test_disk_full()")
+
+
+def _postgres_space_freed(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("DROP TRIGGER calnas_test_disk_full ON trial_values")
+
+
+@pytest.mark.slow  # about 8 s a case: a PostgreSQL server, and a resume that waits out the stale trial
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_full_disk_on_the_postgresql_server_is_one_line_and_the_study_resumes(capfd, tmp_path, postgres_url,
+                                                                                 workers):
+    # capfd, not capsys: a helper process writes to the file descriptors, and it must say nothing
+    # beyond the one line either (before, its traceback and "worker 1 exited with code 1").
+    capsys = capfd
+    url = _postgres_database(postgres_url, f"disk_full_{workers}")
+    assert _search(capsys, tmp_path, url, budget=4)[0] == 0
+    _postgres_disk_full_after(url, 10)  # a few more trials, then the server has no room
+    line = refused(capsys, "search", "--budget", 12, "--storage", url, "--out", tmp_path / "o2",
+                   "--workers", workers, match="No space left on device")
+    assert "disk is full" in line and url in line and "resume" in line, line
+    held = len(stored_trials(url))
+    assert 4 <= held < 12
+    _postgres_space_freed(url)
+    code, _, err = _search(capsys, tmp_path, url, out="o3", budget=12)
+    assert code == 0, err
+    evaluated = stored_trials(url)
+    assert len(evaluated) == _summary(tmp_path, "o3")["evaluations"] == 12
+    assert len({t.user_attrs["arch"] for t in evaluated}) == 12
+
+
+@pytest.mark.slow  # a PostgreSQL server, and a resume that waits out the stale trial
+def test_a_postgresql_server_that_goes_away_mid_search_is_one_line_and_the_study_resumes(capsys, tmp_path,
+                                                                                          postgres_url):
+    # Any OperationalError of the database during a trial write (here the server ends the
+    # connection: SQLSTATE 57P01 admin_shutdown) is the storage's state, not a bug.
+    import psycopg
+
+    url = _postgres_database(postgres_url, "goes_away")
+    assert _search(capsys, tmp_path, url, budget=4)[0] == 0
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("""
+            CREATE FUNCTION calnas_test_goes_away() RETURNS trigger AS $$
+            BEGIN
+                PERFORM pg_terminate_backend(pg_backend_pid());
+                RETURN NEW;
+            END $$ LANGUAGE plpgsql""")
+        connection.execute("CREATE TRIGGER calnas_test_goes_away BEFORE INSERT ON trial_values "
+                           "FOR EACH ROW EXECUTE FUNCTION calnas_test_goes_away()")
+    line = refused(capsys, "search", "--budget", 8, "--storage", url, "--out", tmp_path / "o2",
+                   match="cannot write to storage")
+    assert "terminating connection" in line and "resume" in line, line
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("DROP TRIGGER calnas_test_goes_away ON trial_values")
+    code, _, err = _search(capsys, tmp_path, url, out="o3", budget=8)
+    assert code == 0, err
+    assert len(stored_trials(url)) == _summary(tmp_path, "o3")["evaluations"] == 8
+
+
+def stored_trials(url):
+    """The evaluations calnas stored in the study (finished, with their metrics)."""
+    study = optuna.load_study(study_name="calnas", storage=url.replace("postgresql://", "postgresql+psycopg://"))
+    return [t for t in study.get_trials(states=[optuna.trial.TrialState.COMPLETE]) if "metrics" in t.user_attrs]

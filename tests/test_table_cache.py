@@ -205,6 +205,93 @@ def test_a_table_read_in_chunks_is_the_table_read_at_once(tmp_path, monkeypatch)
         load_csv(header_only)
 
 
+def test_columns_joined_chunk_by_chunk_keep_pandas_rules_for_a_dtype_that_changes(tmp_path, monkeypatch):
+    # Each column is joined on its own now; a column read as int in one chunk and float, text
+    # or nothing in another must come out as pandas' concatenation of the chunks made it.
+    import numpy as np
+    import pandas as pd
+
+    from calnas import table_files
+
+    monkeypatch.setattr(table_files, "CSV_CHUNK_ROWS", 50)
+    n = 230
+    frame = make_published_frame(TSS, range(n), seed=3)
+    frame["int_then_nan"] = np.arange(n, dtype=float)
+    frame.loc[120, "int_then_nan"] = np.nan
+    frame["text_then_nan"] = "x"
+    frame.loc[50:99, "text_then_nan"] = np.nan
+    frame["int_then_text"] = [str(i) for i in range(n)]
+    frame.loc[201, "int_then_text"] = "abc"
+    frame["flag_then_nan"] = pd.Series([True] * n, dtype=object)
+    frame.loc[160, "flag_then_nan"] = None
+    for name in ("t.csv", "t.csv.gz"):
+        path = tmp_path / name
+        frame.to_csv(path, index=False)
+        chunks = pd.concat(list(pd.read_csv(path, chunksize=50)), ignore_index=True)
+        pd.testing.assert_frame_equal(table_files._read_csv(path), chunks, check_exact=True)
+
+
+def test_parsing_a_table_peaks_near_the_parsed_tables_size(tmp_path, monkeypatch):
+    """numpy's allocations (traced by tracemalloc: every column, every copy; not the tokenizer's
+    own buffers) while a 31 MB CSV of the whole SSS space is parsed, next to the parsed frame's
+    size. Joining chunks as frames held every chunk and the joined frame at once (2.0x here), and
+    pandas without copy-on-write copied the frame for each rename, set_index and join; now 1.2x
+    (the chunk in hand and one column being joined; less for a larger table)."""
+    import tracemalloc
+
+    from calnas import table_files
+    from calnas.spaces import SSS
+    from calnas.table_meta import sss_meta
+
+    monkeypatch.setenv(table_cache.CACHE_ENV, "off")
+    path = tmp_path / "cifar10_sss.csv"
+    make_published_frame(SSS, range(SSS.size), seed=4).to_csv(path, index=False)
+    sss_meta()  # loaded once per process, not part of parsing a table
+    table_cache._memory.clear()
+    tracemalloc.start()
+    try:
+        _, frame, _, _ = table_files._parse_csv(path, "cifar10")
+        parsing = tracemalloc.get_traced_memory()[1]
+        del frame
+        tracemalloc.reset_peak()
+        start = tracemalloc.get_traced_memory()[0]
+        table = load_csv(path)  # parsed, kept in the in-memory cache, and the caller's copy of it
+        loading = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+        table_cache._memory.clear()
+    size = table.frame.memory_usage(deep=True).sum()
+    assert parsing < 1.5 * size, f"parsing peaked at {parsing / size:.2f}x the {size / 1e6:.0f} MB frame"
+    # Two frames by design (the cache's and the caller's); DataFrame.copy of the cached frame
+    # copied each column and then merged them, three.
+    assert loading < 2.5 * size, f"load_csv peaked at {loading / size:.2f}x the {size / 1e6:.0f} MB frame"
+
+
+def test_the_callers_copy_of_a_cached_table_is_the_table_and_its_own(tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from calnas import table_files
+
+    monkeypatch.setenv(table_cache.CACHE_ENV, "off")
+    table_cache._memory.clear()
+    path = tmp_path / "cifar10_tss.csv"
+    make_published_frame(TSS, range(0, 3000, 2), seed=5).to_csv(path, index=False)
+    first, second = load_csv(path), load_csv(path)
+    cached = next(iter(table_cache._memory.values()))[1]
+    pd.testing.assert_frame_equal(first.frame, cached.copy(), check_exact=True)
+    assert list(first.frame.columns) == list(cached.columns) and first.frame.columns.name == cached.columns.name
+    first.frame.iloc[0, first.frame.columns.get_loc("acc")] = -1.0
+    first.frame.loc[first.frame.index[1], "arch"] = "edited"
+    assert second.frame["acc"].iloc[0] != -1.0 and cached["acc"].iloc[0] != -1.0
+    assert "edited" not in set(second.frame["arch"]) | set(cached["arch"])
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"], "a2": [3, 4]})
+    frame.columns = ["a", "b", "a"]  # repeated names: pandas' own copy
+    pd.testing.assert_frame_equal(table_files._own_copy(frame), frame)
+    assert np.shares_memory(table_files._own_copy(frame).iloc[:, 0].to_numpy(), frame.iloc[:, 0].to_numpy()) is False
+    table_cache._memory.clear()
+
+
 def test_a_partial_entry_a_killed_writer_left_is_removed_and_a_fresh_one_kept(tmp_path, cache):
     a, b = _tables(tmp_path, 2)
     load_csv(a)

@@ -12,13 +12,17 @@ from calnas.commands._common import console, fmt, print_json
 
 @contextmanager
 def result_folder(out):
-    """The result folder, checked (a folder calnas can write) and claimed against other calnas
-    runs before any work: ``out``, or without it a new runs/search-NNN."""
+    """The result folder, checked (a folder calnas can write, no result file name taken by a
+    folder or the like) and claimed against other calnas runs before any work: ``out``, or
+    without it a new runs/search-NNN."""
     from calnas.files import claim_folder
+    from calnas.result import check_result_files
 
     with ExitStack() as stack:
         if out is not None:
-            yield stack.enter_context(claim_folder(out))
+            folder = stack.enter_context(claim_folder(out))
+            check_result_files(folder)
+            yield folder
             return
         n = 1
         while True:

@@ -199,6 +199,11 @@ class LiveEvaluator(Evaluator):
         self.use_table(path)
         set_notes(study, notes, **{TABLE_NOTE: path})
 
+    def check_outputs(self, study) -> None:
+        path, _ = chosen_table(study, self.config)
+        if self.stream == 0 and path is not None and not _same_file(path, self.config.table_out):
+            TableFile.check(path, self._record, _columns())  # --table-out was checked on construction
+
     def use_table(self, path: str) -> None:
         """Append to ``path`` (created, or checked to hold rows of this protocol)."""
         TableFile.prepare(path, self._record, _columns())
@@ -329,11 +334,16 @@ class LiveEvaluator(Evaluator):
 
 def chosen_table(study, config: LiveConfig) -> tuple[str | None, dict]:
     """(the table file a live search appends to, the study's notes): the configured file, else
-    the one the stored study already uses, else the default; None when there is none."""
-    description = dict(study.user_attrs.get(rec.STUDY_ATTR) or {})
+    the one the stored study already uses, else the default; None when there is none. ``study``
+    None: a study not created yet."""
+    description = dict((study.user_attrs.get(rec.STUDY_ATTR) if study is not None else None) or {})
     notes = dict(description.get("notes") or {})
     chosen = config.table_out or notes.get(TABLE_NOTE) or config.table_default
     return (None if chosen is None else str(Path(chosen).expanduser().resolve())), notes
+
+
+def _same_file(path, other) -> bool:
+    return other is not None and Path(path) == Path(other).expanduser().resolve()
 
 
 def set_notes(study, notes: dict, **changes) -> None:

@@ -26,7 +26,8 @@ from calnas import record as rec
 from calnas.errors import UserError
 from calnas.evaluators import Candidates, Evaluation, Evaluator
 from calnas.live.config import LiveConfig
-from calnas.live.evaluator import HEARTBEAT_S, STALE_S, TABLE_NOTE, LiveEvaluator, _columns, chosen_table, set_notes
+from calnas.live.evaluator import (HEARTBEAT_S, STALE_S, TABLE_NOTE, LiveEvaluator, _columns, _same_file,
+                                   chosen_table, set_notes)
 from calnas.live.protocol_file import protocol_identity, protocol_path, read_protocol
 from calnas.live.recipes import expand_recipes
 from calnas.live.table_file import TableFile
@@ -122,6 +123,13 @@ class JointLiveEvaluator(Evaluator):
             tables[recipe] = str(recipe_table_path(base, recipe))
             part.use_table(tables[recipe])
         set_notes(study, notes, **{TABLE_NOTE: base, RECIPE_TABLES_NOTE: tables})
+
+    def check_outputs(self, study) -> None:
+        base, _ = chosen_table(study, self.config)
+        if self.stream != 0 or base is None or _same_file(base, self.config.table_out):
+            return  # --table-out's recipe tables were checked on construction
+        for recipe, part in self.parts.items():
+            TableFile.check(recipe_table_path(base, recipe), part._record, _columns())
 
     @property
     def table_path(self) -> str | None:
