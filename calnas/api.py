@@ -272,13 +272,13 @@ def with_noise_ceiling(result: SearchResult, benchmark, spec) -> SearchResult:
     """``result`` with ``info["noise_ceiling"]`` when ``benchmark`` holds several training seeds
     (a curve table): the hypervolume ratio one seed's true front reaches on another seed's
     values (:mod:`calnas.noise_ceiling`), the scale on which a ratio's differences are real."""
-    from calnas.curve_table import curve_source
+    from calnas.curve_table import CurveTable
+    from calnas.noise_ceiling import cached_noise_ceiling, noise_ceiling
 
-    curves = curve_source(benchmark)
-    if curves is not None:
-        from calnas.noise_ceiling import noise_ceiling
-
-        ceiling = noise_ceiling(curves, spec)
-        if ceiling is not None:
-            result.info["noise_ceiling"] = ceiling
+    if isinstance(benchmark, CurveTable):  # already parsed (a simulated search)
+        ceiling = noise_ceiling(benchmark, spec)
+    else:
+        ceiling = cached_noise_ceiling(benchmark, spec)
+    if ceiling is not None:
+        result.info["noise_ceiling"] = ceiling
     return result

@@ -60,3 +60,28 @@ def noise_ceiling(curves, spec) -> dict | None:
     ratios = np.asarray(ratios)
     return {"pairs": len(ratios), "median": float(np.median(ratios)), "min": float(ratios.min()),
             "max": float(ratios.max()), "seeds": list(curves.seeds)}
+
+
+def cached_noise_ceiling(benchmark, spec) -> dict | None:
+    """:func:`noise_ceiling` of the curves behind ``benchmark`` (None without curves), through the
+    table cache when ``benchmark`` names a shipped curve table: the ceiling depends only on the
+    table's files and the objectives, and computing it means parsing every curve (about 3 s
+    for digits-tss-curves), which a plain search on the embedded default would otherwise pay
+    each time."""
+    from pathlib import Path
+
+    from calnas import embedded, table_cache
+    from calnas.curve_table import curve_source
+
+    def compute():
+        curves = curve_source(benchmark)
+        return None if curves is None else noise_ceiling(curves, spec)
+
+    name = benchmark.lower() if isinstance(benchmark, str) else None
+    if name not in embedded.CURVE_TABLES or not embedded.shipped(name):
+        return compute()
+    paths = [embedded.data_path(f) for f in embedded.CALIBRATION_TABLES[name][1]]
+    if not all(isinstance(path, Path) for path in paths):
+        return compute()
+    key = repr([(o.name, o.direction, o.column, o.inputs, o.options) for o in spec.objectives])
+    return table_cache.remember(paths, f"noise-ceiling {key}", compute)
