@@ -32,6 +32,7 @@ def lead_table(summary: pd.DataFrame, default: str) -> pd.DataFrame:
         row = {"task": task, "budget": int(budget)}
         for ref, col in (("corner", "hv_corner"), ("1.1", "hv_ratio")):
             best = peers.loc[peers[f"{col}_median"].idxmax()]
+            row[f"default median ({ref})"] = mine[f"{col}_median"]
             row[f"default q25 ({ref})"] = mine[f"{col}_q25"]
             row[f"best peer median ({ref})"] = best[f"{col}_median"]
             row[f"best peer ({ref})"] = best["searcher"]
