@@ -33,10 +33,7 @@ class Domain:
         self.classes = self.keys if classes is None else np.asarray(classes, dtype=np.int64)
         self._position = {arch: pos for pos, arch in enumerate(self.archs)}
         self._neighbours: dict[int, list[int]] = {}
-        self._onehot: np.ndarray | None = None
-        self._encoded: np.ndarray | None = None
-        self._code: np.ndarray | None = None
-        self._coded: np.ndarray | None = None
+        self._encodings: dict[frozenset, tuple[np.ndarray, np.ndarray]] = {}  # rows, encoded-yet mask
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -58,63 +55,47 @@ class Domain:
     def onehot(self, positions) -> np.ndarray:
         """``(len(positions), sum of choices)`` one-hot encoding, one block per parameter.
 
-        Two rows' dot product is the number of edges (layers) on which they agree, which is what
-        the surrogate's kernel (:mod:`searchers.surrogate`) needs. Rows are encoded on first use:
-        a search touches a few hundred architectures, not the whole space.
+        Two rows' dot product is the number of edges (layers) on which they agree. Rows are
+        encoded on first use: a search touches a few hundred architectures, not the whole space.
         """
-        if self._onehot is None:
-            self._onehot = np.zeros((len(self.archs), len(self._onehot_columns)))
-            self._encoded = np.zeros(len(self.archs), dtype=bool)
-        positions = np.asarray(positions, dtype=np.int64)
-        todo = positions[~self._encoded[positions]]
-        if todo.size:
-            lookup = self._onehot_columns
-            for pos in np.unique(todo):
-                self._onehot[pos, [lookup[item] for item in self.space.to_params(self.archs[pos]).items()]] = 1.0
-            self._encoded[todo] = True
-        return self._onehot[positions]
+        return self._rows(positions, frozenset())
 
     def code(self, positions) -> np.ndarray:
-        """The surrogate's encoding: half the squared distance of two rows is how many edges
-        (layers) differ, counting an ordinal parameter (``Space.ordinal_params``, the widths)
-        by how many steps apart its two choices are. Categorical parameters are one-hot; an
-        ordinal one with c choices is c - 1 thermometer bits scaled by sqrt 2 (choice k sets
-        the first k), so 8 and 16 channels are one step apart and 8 and 64 seven. Rows are
-        encoded on first use, as :meth:`onehot`'s."""
-        ordinal = self.space.ordinal_params()
-        if not ordinal:
-            return self.onehot(positions)
-        if self._code is None:
-            width = sum(len(v) - 1 if name in ordinal else len(v) for name, v in self.space.param_choices().items())
-            self._code = np.zeros((len(self.archs), width))
-            self._coded = np.zeros(len(self.archs), dtype=bool)
+        """The surrogate's encoding (:mod:`searchers.surrogate`): half the squared distance of two
+        rows is how many edges (layers) differ, counting an ordinal parameter
+        (``Space.ordinal_params``, the widths) by how many steps apart its two choices are.
+        Categorical parameters are one-hot; an ordinal one with c choices is c - 1 thermometer
+        bits scaled by sqrt 2 (choice k sets the first k), so 8 and 16 channels are one step apart
+        and 8 and 64 seven. Without ordinal parameters this is :meth:`onehot`."""
+        return self._rows(positions, self.space.ordinal_params())
+
+    def _rows(self, positions, ordinal: frozenset) -> np.ndarray:
+        """The rows of ``positions`` in the encoding that treats ``ordinal`` as ordered, each
+        row encoded once (kept per encoding)."""
+        choices = self.space.param_choices()
+        if ordinal not in self._encodings:
+            width = sum(len(v) - 1 if name in ordinal else len(v) for name, v in choices.items())
+            self._encodings[ordinal] = (np.zeros((len(self.archs), width)), np.zeros(len(self.archs), dtype=bool))
+        rows, done = self._encodings[ordinal]
         positions = np.asarray(positions, dtype=np.int64)
-        todo = np.unique(positions[~self._coded[positions]])
-        if todo.size:
-            choices = self.space.param_choices()
-            for pos in todo:
-                row, start = self._code[pos], 0
-                for name, value in self.space.to_params(self.archs[pos]).items():
-                    k = choices[name].index(value)
-                    if name in ordinal:
-                        row[start:start + k] = np.sqrt(2.0)
-                        start += len(choices[name]) - 1
-                    else:
-                        row[start + k] = 1.0
-                        start += len(choices[name])
-            self._coded[todo] = True
-        return self._code[positions]
+        todo = np.unique(positions[~done[positions]])
+        for pos in todo:
+            row, start = rows[pos], 0
+            for name, value in self.space.to_params(self.archs[pos]).items():
+                k = choices[name].index(value)
+                if name in ordinal:
+                    row[start:start + k] = np.sqrt(2.0)
+                    start += len(choices[name]) - 1
+                else:
+                    row[start + k] = 1.0
+                    start += len(choices[name])
+        done[todo] = True
+        return rows[positions]
 
     def max_distance(self) -> float:
         """The largest distance :meth:`code` can give (every parameter at its furthest)."""
         ordinal = self.space.ordinal_params()
         return float(sum(len(v) - 1 if name in ordinal else 1 for name, v in self.space.param_choices().items()))
-
-    @cached_property
-    def _onehot_columns(self) -> dict[tuple, int]:
-        """(parameter, choice) -> column of the one-hot encoding."""
-        pairs = [(name, value) for name, values in self.space.param_choices().items() for value in values]
-        return {pair: column for column, pair in enumerate(pairs)}
 
     def mask(self, values: Iterable[int], of: str = "keys") -> np.ndarray:
         """A boolean mask indexed by key (``of="keys"``) or class (``"classes"``), set at ``values``."""
