@@ -13,7 +13,7 @@ the test labels; the test columns are listed for comparison.
 
 ``compute``: full-fidelity ``guided`` with ``--target-budget`` evaluations (default 300) sets a
 hypervolume target per seed; each searcher then runs with ASHA (default eta 2) on the same
-simulated workers until it reaches that hypervolume or spends ``--max-factor`` times the
+simulated workers (``--early-stopping hyperband``: Hyperband's brackets instead) until it reaches that hypervolume or spends ``--max-factor`` times the
 target's training seconds; reported: the training seconds to reach the target as a fraction of
 full-fidelity guided's (median and interquartile range over seeds), and the share of seeds that
 reached it. Every run is a ``calnas.search`` call, as the CLI makes it.
@@ -83,7 +83,7 @@ def _reach(result, target: float) -> float | None:
 
 
 def compute(table_path: str, seeds: int, workers: int, searchers: list[str], eta: int, target_budget: int,
-            max_factor: float, objectives: str, first_seed: int = 0) -> dict:
+            max_factor: float, objectives: str, first_seed: int = 0, early_stopping: str = "asha") -> dict:
     import optuna
 
     from calnas.api import search
@@ -97,7 +97,7 @@ def compute(table_path: str, seeds: int, workers: int, searchers: list[str], eta
         spent = float(full.info["simulation"]["train_seconds"])
         out.setdefault("full_guided_seconds", []).append(spent)
         for name in searchers:
-            res = search(table_path, objectives, budget=100000, searcher=name, seed=seed, early_stopping="asha",
+            res = search(table_path, objectives, budget=100000, searcher=name, seed=seed, early_stopping=early_stopping,
                          eta=eta, simulated_workers=workers,
                          budget_epochs=int(max_factor * full.info["epochs_trained"]))
             reached = _reach(res, target)
@@ -122,6 +122,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--searchers", default="guided,random,tpe")
     ap.add_argument("--eta", type=int, default=2)
+    ap.add_argument("--early-stopping", default="asha", choices=["asha", "hyperband"],
+                    help="the rule the early-stopping runs use (full-fidelity guided sets the target either way)")
     ap.add_argument("--target-budget", type=int, default=300)
     ap.add_argument("--max-factor", type=float, default=1.0,
                     help="stop an early-stopping run at this multiple of full-fidelity guided's epochs")
@@ -135,7 +137,8 @@ def main() -> None:
             print("| " + " | ".join(str(row[h]) for h in header) + " |")
     else:
         summary = compute(args.table, args.seeds, args.workers, args.searchers.split(","), args.eta,
-                          args.target_budget, args.max_factor, args.objectives, args.first_seed)
+                          args.target_budget, args.max_factor, args.objectives, args.first_seed,
+                          args.early_stopping)
         print(json.dumps(summary, indent=2))
 
 
